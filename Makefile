@@ -1,0 +1,49 @@
+# mailagent — `make demo` (the main job on the local lab) and `make test` (what CI runs).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := $(shell grep -v '^\s*\#' apt-packages.txt | xargs)
+PYTEST_ARGS ?=
+
+.PHONY: deps venv test test-fast test-lab demo lab-down bench clean
+
+# Debian packages, installed once (root on Debian 12). Postfix is preseeded so it never prompts.
+deps:
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(APT_PACKAGES) 2>/dev/null \
+	    | awk '$$NF != "installed" {print $$1}'; \
+	    for p in $(APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || echo $$p; done); \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | xargs); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(BIN)/activate
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[collector,lab,test]'
+
+test: deps venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -m 'not lab' $(PYTEST_ARGS)
+
+test-lab: deps venv
+	$(BIN)/python -m pytest -m lab $(PYTEST_ARGS)
+
+demo: deps venv
+	$(BIN)/python -m mailagent.lab.demo
+
+lab-down: venv
+	$(BIN)/mailagent lab down
+
+bench: deps venv
+	$(BIN)/python bench/deploy.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info
