@@ -1,5 +1,112 @@
-"""Sub-commands of this area (filled in by the area's own work)."""
+"""`mailagent render`, `mailagent providers` and `mailagent check-relay`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from mailagent.relay import check
+from mailagent.relay.presets import providers
+from mailagent.relay.profile import ProfileError, parse_profile
+from mailagent.relay.render import SECRET_FILES, Target, render
+
+RELAY_SETTINGS = Path("/etc/mailagent/relay.json")
 
 
 def register(subparsers) -> None:
-    return None
+    cmd = subparsers.add_parser("render", help="validate a relay profile and write its Postfix files")
+    cmd.add_argument("--profile", required=True, type=Path, help="JSON file: the `relay` host data")
+    cmd.add_argument("--out", required=True, type=Path, help="folder to write main.cf and maps to")
+    cmd.add_argument("--hostname", default="localhost", help="the target's host name")
+    cmd.add_argument("--os-family", default="debian", choices=("debian", "rhel"))
+    cmd.add_argument("--no-ipv6", action="store_true", help="the target has no IPv6")
+    cmd.set_defaults(func=cmd_render)
+
+    cmd = subparsers.add_parser("providers", help="list the provider presets")
+    cmd.add_argument("--json", action="store_true")
+    cmd.set_defaults(func=cmd_providers)
+
+    cmd = subparsers.add_parser("check-relay", help="connect, EHLO, TLS, AUTH, QUIT to the smarthost")
+    cmd.add_argument("--settings", type=Path, default=RELAY_SETTINGS)
+    cmd.add_argument("--sasl-map", default="/etc/postfix/sasl_passwd")
+    cmd.add_argument("--timeout", type=float, default=15.0)
+    cmd.add_argument("--json", action="store_true")
+    cmd.set_defaults(func=cmd_check_relay)
+
+
+def load_profile_file(path: Path):
+    """Read and validate a profile file; ProfileError lists every problem."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ProfileError([f"{path}: {exc}"]) from None
+    return parse_profile(data)
+
+
+def cmd_render(args) -> int:
+    try:
+        profile = load_profile_file(args.profile)
+    except ProfileError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 2
+    target = Target(hostname=args.hostname, os_family=args.os_family,
+                    has_ipv6=not args.no_ipv6)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, content in render(profile, target).items():
+        path = args.out / name
+        path.write_text(content)
+        path.chmod(0o600 if name in SECRET_FILES else 0o644)
+        print(path)
+    return 0
+
+
+def cmd_providers(args) -> int:
+    rows = [_provider_row(p) for p in providers().values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'provider':<10} {'host':<40} {'STARTTLS':<14} {'implicit TLS':<13} user")
+    for row in rows:
+        host = row["host"] or ", ".join(f"{k}: {v}" for k, v in row["regions"].items()) or "(yours)"
+        print(f"{row['name']:<10} {host:<40} {_ports(row['starttls_ports']):<14} "
+              f"{_ports(row['implicit_ports']):<13} {row['username'] or ''}")
+    return 0
+
+
+def _provider_row(provider) -> dict:
+    return {
+        "name": provider.name,
+        "title": provider.title,
+        "host": provider.host or provider.host_template,
+        "regions": provider.regions,
+        "starttls_ports": list(provider.starttls_ports),
+        "implicit_ports": list(provider.implicit_ports),
+        "default_port": provider.default_port,
+        "tls_modes": {str(p): provider.tls_for_port(p) for p in provider.ports},
+        "username": provider.username,
+        "username_note": provider.username_note,
+    }
+
+
+def _ports(ports) -> str:
+    return ", ".join(map(str, ports)) or "-"
+
+
+def cmd_check_relay(args) -> int:
+    try:
+        settings = json.loads(args.settings.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"{args.settings}: {exc} (deploy the relay first)", file=sys.stderr)
+        return 2
+    argv = ["--host", settings["host"], "--port", str(settings["port"]), "--tls", settings["tls"],
+            "--verify", settings["tls_verify"], "--timeout", str(args.timeout),
+            "--hints-json", json.dumps(settings.get("hints", {}))]
+    if settings.get("ca_file"):
+        argv += ["--ca-file", settings["ca_file"]]
+    if settings.get("username") and os.path.exists(args.sasl_map):
+        argv += ["--sasl-map", args.sasl_map]
+    if args.json:
+        argv.append("--json")
+    return check.main(argv)

@@ -1,0 +1,1 @@
+"""Packaged pyinfra deploys, one folder per service. `deploy/` entry points call them."""

@@ -1,0 +1,174 @@
+"""Postfix as a relay-only null client handing all mail to an authenticated smarthost.
+
+install -> configure -> validate -> activate -> verify. Only activate starts or reloads Postfix;
+verify connects from the host to the smarthost and fails the host with a hint when it refuses.
+"""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import DeployError, deploy
+from pyinfra.facts.files import File
+from pyinfra.facts.server import Hostname, LinuxDistribution
+from pyinfra.operations import apt, dnf, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from mailagent.relay import check
+from mailagent.relay.render import (
+    DEBIAN_CA_BUNDLE, RHEL_CA_BUNDLE, TLSPROXY_ENTRY, Target, ca_file, render,
+)
+from roles.postfix_relay.facts import HasIPv6, MapIndexFresh, PostconfValues
+from roles.postfix_relay.operations import private_file, relay_accepts
+from roles.postfix_relay.validate import profile_for
+
+CHECK_SCRIPT = "/usr/local/lib/mailagent/check_relay.py"
+RELAY_SETTINGS = "/etc/mailagent/relay.json"
+DEBIAN_PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
+RHEL_PACKAGES = ["postfix", "cyrus-sasl-plain", "ca-certificates"]
+PUBLIC_MAPS = ("generic", "virtual")
+RESTART_PARAMETERS = ("inet_interfaces", "inet_protocols")
+
+
+@deploy("Postfix relay")
+def postfix_relay():
+    profile = profile_for(host)
+    target = gather_target()
+    check_ca_file(profile, target)
+    before = host.get_fact(PostconfValues, parameters=list(RESTART_PARAMETERS))
+    install(target)
+    rendered = render(profile, target)
+    main_cf, maps = configure(rendered)
+    config_changed = any_changed(main_cf, *maps)
+    validate(config_changed)
+    activate(main_cf, config_changed, needs_restart(rendered["main.cf"], before))
+    if profile.check_relay:
+        verify(profile, target)
+
+
+def gather_target() -> Target:
+    distro = host.get_fact(LinuxDistribution)
+    meta = distro.get("release_meta", {})
+    ids = {meta.get("ID", "").lower(), *meta.get("ID_LIKE", "").lower().split()}
+    family = "rhel" if ids & {"rhel", "fedora", "centos"} else "debian"
+    if not ids & {"rhel", "fedora", "centos", "debian", "ubuntu"}:
+        raise DeployError(f"{host.name}: unsupported OS {distro.get('name')!r} (Debian/Ubuntu/RHEL)")
+    return Target(hostname=host.get_fact(Hostname), os_family=family,
+                  has_ipv6=host.get_fact(HasIPv6))
+
+
+def check_ca_file(profile, target: Target) -> None:
+    """A CA file the user named must already exist; the system bundle comes with ca-certificates."""
+    if profile.tls_verify == "encrypt" or profile.ca_pem or not profile.ca_file:
+        return
+    if profile.ca_file in (DEBIAN_CA_BUNDLE, RHEL_CA_BUNDLE):
+        return
+    if not host.get_fact(File, path=profile.ca_file):
+        raise DeployError(f"{host.name}: relay.ca_file: {profile.ca_file} does not exist on the host "
+                          f"(needed for tls_verify: {profile.tls_verify}); use ca_pem to install one")
+
+
+def install(target: Target) -> None:
+    if target.os_family == "rhel":
+        dnf.packages(name="Install postfix and the SASL plain plugin", packages=RHEL_PACKAGES)
+        return
+    files.put(
+        name="Upload the postfix debconf answers",
+        src=StringIO("postfix postfix/main_mailer_type select No configuration\n"),
+        dest="/var/cache/mailagent/postfix.debconf",
+        mode="644",
+    )
+    server.shell(
+        name="Preseed debconf so postfix does not prompt",
+        commands=["debconf-set-selections /var/cache/mailagent/postfix.debconf"],
+        _if=lambda: not host.get_fact(File, path="/etc/postfix/main.cf"),
+    )
+    apt.packages(name="Install postfix, the SASL modules and CA certificates",
+                 packages=DEBIAN_PACKAGES, update=True, cache_time=3600)
+
+
+def configure(rendered: dict[str, str]):
+    """Upload main.cf and the maps; index a map only when it changed or its index is stale."""
+    main_cf = files.put(name="Upload /etc/postfix/main.cf", src=StringIO(rendered["main.cf"]),
+                        dest="/etc/postfix/main.cf", user="root", group="root", mode="644")
+    maps = [_private_map(rendered.get("sasl_passwd"))]
+    maps += [_public_map(name, rendered.get(name)) for name in PUBLIC_MAPS]
+    maps = [op for op in maps if op is not None]
+    tlsproxy = files.line(
+        name="Enable tlsproxy in master.cf (TLS connection reuse)",
+        path="/etc/postfix/master.cf",
+        line=r"^#\?tlsproxy[[:space:]]\+unix.*",
+        replace=TLSPROXY_ENTRY,
+        present=True,
+    ) if rendered.get("master.cf.entries") else None
+    if "relay-ca.pem" in rendered:
+        maps.append(files.put(name="Upload the relay's CA (/etc/postfix/relay-ca.pem)",
+                              src=StringIO(rendered["relay-ca.pem"]),
+                              dest="/etc/postfix/relay-ca.pem", mode="644"))
+    files.put(name=f"Upload {RELAY_SETTINGS}", src=StringIO(rendered["relay.json"]),
+              dest=RELAY_SETTINGS, mode="644")
+    files.put(name=f"Upload the relay check {CHECK_SCRIPT}", src=check.__file__,
+              dest=CHECK_SCRIPT, mode="755")
+    return main_cf, maps + ([tlsproxy] if tlsproxy else [])
+
+
+def _private_map(content: str | None):
+    path = "/etc/postfix/sasl_passwd"
+    if not content:
+        files.file(name="Remove the unused SASL map", path=path, present=False)
+        return None
+    op = private_file(name=f"Upload {path} (root, 0600)", path=path, content=content)
+    _postmap(path, op)
+    return op
+
+
+def _public_map(name: str, content: str | None):
+    path = f"/etc/postfix/{name}"
+    if not content:
+        files.file(name=f"Remove the unused {name} map", path=path, present=False)
+        return None
+    op = files.put(name=f"Upload {path}", src=StringIO(content), dest=path, mode="644")
+    _postmap(path, op)
+    return op
+
+
+def _postmap(path: str, upload) -> None:
+    fresh = host.get_fact(MapIndexFresh, path=path)
+    server.shell(name=f"Index {path} with postmap", commands=[f"postmap {path}"],
+                 _if=lambda: upload.did_change() or not fresh)
+
+
+def validate(config_changed) -> None:
+    script = ('postfix check 2>&1 | grep . >&2 && exit 1; '
+              'w=$(postconf -n 2>&1 >/dev/null); [ -z "$w" ] || { echo "$w" >&2; exit 1; }')
+    server.shell(name="Validate the postfix configuration (postfix check, postconf warnings)",
+                 commands=[f"sh -c '{script}'"], _if=config_changed)
+
+
+def needs_restart(main_cf: str, before: dict) -> bool:
+    """inet_interfaces/inet_protocols take effect on a restart only, never on a reload."""
+    wanted = dict(line.split(" = ", 1) for line in main_cf.splitlines() if " = " in line
+                  and line.split(" = ", 1)[0] in RESTART_PARAMETERS)
+    return any(before.get(key) != value for key, value in wanted.items())
+
+
+def activate(main_cf, config_changed, restart: bool) -> None:
+    systemd.service(name="Enable and start postfix", service="postfix", running=True, enabled=True)
+    systemd.service(name="Restart postfix (listener settings changed)", service="postfix",
+                    restarted=True, _if=lambda: restart and main_cf.did_change())
+    systemd.service(name="Reload postfix", service="postfix", reloaded=True,
+                    _if=lambda: config_changed() and not (restart and main_cf.did_change()))
+
+
+def verify(profile, target: Target) -> None:
+    arguments = ["--host", profile.host, "--port", str(profile.port), "--tls", profile.tls,
+                 "--verify", profile.tls_verify,
+                 "--hints-json", json.dumps(profile.preset.hints, sort_keys=True)]
+    if profile.tls_verify != "encrypt":
+        arguments += ["--ca-file", ca_file(profile, target)]
+    if profile.username:
+        arguments += ["--sasl-map", "/etc/postfix/sasl_passwd"]
+    relay_accepts(name=f"Check the smarthost {profile.host}:{profile.port} (EHLO, TLS, AUTH)",
+                  script=CHECK_SCRIPT, arguments=arguments)

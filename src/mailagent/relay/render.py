@@ -1,0 +1,133 @@
+"""Render a completed relay profile into the Postfix files a relay host needs.
+
+`render(profile, target)` returns {relative path: content}; nothing here touches a host. The role
+uploads these files; `mailagent render` writes them to a folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from mailagent.relay.profile import RelayProfile
+
+TEMPLATES = Path(__file__).parent / "templates"
+DEBIAN_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+RHEL_CA_BUNDLE = "/etc/pki/tls/certs/ca-bundle.crt"
+PRIVATE_CA_PATH = "/etc/postfix/relay-ca.pem"
+# Debian ships tlsproxy commented out; TLS connection reuse needs it.
+TLSPROXY_ENTRY = "tlsproxy  unix  -       -       y       -       0       tlsproxy"
+SYSTEM_ACCOUNTS = ("root", "postmaster", "abuse", "MAILER-DAEMON", "nobody", "www-data")
+
+SECRET_FILES = frozenset({"sasl_passwd"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """What rendering needs to know about the host (gathered by the role as facts)."""
+
+    hostname: str = "localhost"
+    os_family: str = "debian"
+    has_ipv6: bool = True
+
+    @property
+    def ca_bundle(self) -> str:
+        return RHEL_CA_BUNDLE if self.os_family == "rhel" else DEBIAN_CA_BUNDLE
+
+
+def destination(host: str, port: int) -> str:
+    """The relayhost form; sasl_passwd keys must use exactly the same one."""
+    return f"[{host}]:{port}"
+
+
+def ca_file(profile: RelayProfile, target: Target) -> str:
+    if profile.ca_pem:
+        return PRIVATE_CA_PATH
+    return profile.ca_file or target.ca_bundle
+
+
+def render(profile: RelayProfile, target: Target) -> dict[str, str]:
+    relayhost = destination(profile.host, profile.port)
+    fallbacks = [destination(f.host, f.port) for f in profile.fallback_relays]
+    files = {
+        "sasl_passwd": _sasl_passwd(profile, [relayhost, *fallbacks]),
+        "generic": _map(_generic_entries(profile, target)),
+        "virtual": _map({name: profile.forward_root_to for name in SYSTEM_ACCOUNTS}
+                        if profile.forward_root_to else {}),
+        "master.cf.entries": TLSPROXY_ENTRY + "\n" if _reuse(profile) else "",
+    }
+    if profile.ca_pem:
+        files["relay-ca.pem"] = profile.ca_pem.strip() + "\n"
+    files["main.cf"] = _main_cf(profile, target, relayhost, fallbacks, files)
+    files["relay.json"] = relay_settings(profile, target)
+    return {name: content for name, content in files.items() if content or name == "main.cf"}
+
+
+def _main_cf(profile, target, relayhost, fallbacks, files) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("etc/postfix/main.cf.j2").render(
+        p=profile,
+        relayhost=relayhost,
+        fallbacks=fallbacks,
+        security_level=profile.tls_verify if profile.tls != "none" else "none",
+        ca_file=ca_file(profile, target),
+        inet_protocols=_inet_protocols(profile, target),
+        generic=bool(files["generic"]),
+        virtual=bool(files["virtual"]),
+    )
+
+
+def relay_settings(profile: RelayProfile, target: Target) -> str:
+    """What `mailagent check-relay` and the agent need to know; no secret in it."""
+    settings = {
+        "provider": profile.provider,
+        "host": profile.host,
+        "port": profile.port,
+        "tls": profile.tls,
+        "tls_verify": profile.tls_verify,
+        "ca_file": ca_file(profile, target) if profile.tls_verify != "encrypt" else None,
+        "username": profile.username,
+        "relayhost": destination(profile.host, profile.port),
+        "hints": profile.preset.hints,
+    }
+    return json.dumps(settings, indent=2, sort_keys=True) + "\n"
+
+
+def _reuse(profile: RelayProfile) -> bool:
+    return profile.tls_connection_reuse and profile.tls != "none"
+
+
+def _inet_protocols(profile: RelayProfile, target: Target) -> str:
+    if profile.inet_protocols != "auto":
+        return profile.inet_protocols
+    return "all" if target.has_ipv6 else "ipv4"
+
+
+def _sasl_passwd(profile: RelayProfile, destinations: list[str]) -> str:
+    if not profile.username:
+        return ""
+    secret = profile.secret() or ""
+    return _map({dest: f"{profile.username}:{secret}" for dest in destinations})
+
+
+def _generic_entries(profile: RelayProfile, target: Target) -> dict[str, str]:
+    entries = {}
+    if profile.sender_address:
+        for domain in dict.fromkeys([target.hostname, "localhost", "localhost.localdomain",
+                                     profile.myorigin or target.hostname]):
+            entries[f"@{domain}"] = profile.sender_address
+    entries.update(profile.generic_map)
+    return entries
+
+
+def _map(entries: dict[str, str]) -> str:
+    return "".join(f"{key} {value}\n" for key, value in sorted(entries.items()))

@@ -1,0 +1,142 @@
+"""The rules a structurally valid relay profile must also follow.
+
+Each rule takes the profile and returns (field, message) pairs; `check_profile` runs them all so
+the user sees every problem at once. Rules see the profile before the preset fills it in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from mailagent.relay.presets import tls_for_port
+from mailagent.relay.profile import RelayProfile, is_domain
+
+Problem = tuple[str, str]
+
+
+def _port(profile: RelayProfile) -> int | None:
+    return profile.port or profile.preset.default_port
+
+
+def _tls(profile: RelayProfile) -> str | None:
+    port = _port(profile)
+    if profile.tls:
+        return profile.tls
+    return port and (profile.preset.tls_for_port(port) or tls_for_port(port))
+
+
+def host_and_region(profile: RelayProfile) -> Iterator[Problem]:
+    preset = profile.preset
+    if preset.fixed_host and profile.host:
+        yield "host", f"{profile.provider} has a fixed host; use provider: custom for another host"
+    if not preset.fixed_host and not profile.host:
+        yield "host", f"required for provider {profile.provider}"
+    if profile.host and any(ch in profile.host for ch in "[]:/ @"):
+        yield "host", f"{profile.host!r} must be a bare host name (no brackets, port or scheme)"
+    problem = preset.region_problem(profile.region)
+    if problem:
+        yield "region", problem
+
+
+def port_offered(profile: RelayProfile) -> Iterator[Problem]:
+    port, preset = _port(profile), profile.preset
+    if port is None:
+        yield "port", f"required for provider {profile.provider}"
+    elif preset.ports and port not in preset.ports:
+        yield "port", f"{port} is not a port {profile.provider} offers ({preset.describe_ports()})"
+    if port == 25 and not profile.allow_port_25:
+        yield "port", ("25 is blocked or throttled on most cloud networks; use 587, 2525, 2587 or "
+                       "2465, or set allow_port_25: true")
+
+
+def tls_matches_port(profile: RelayProfile) -> Iterator[Problem]:
+    port = _port(profile)
+    if port is None:
+        return
+    implied = profile.preset.tls_for_port(port) or tls_for_port(port)
+    if profile.tls and implied and profile.tls != implied:
+        yield "tls", f"{profile.tls} contradicts port {port}, which speaks {implied} TLS"
+    if _tls(profile) is None:
+        yield "tls", f"cannot tell the TLS mode of port {port}; set tls: starttls or implicit"
+    for index, fallback in enumerate(profile.fallback_relays):
+        fallback_tls = tls_for_port(fallback.port)
+        if fallback_tls and _tls(profile) and fallback_tls != _tls(profile):
+            yield (f"fallback_relays.{index}.port",
+                   f"port {fallback.port} speaks {fallback_tls} TLS but the primary relay uses "
+                   f"{_tls(profile)} (smtp_tls_wrappermode applies to every relay)")
+        if fallback.port == 25 and not profile.allow_port_25:
+            yield f"fallback_relays.{index}.port", "25 is refused unless allow_port_25: true"
+
+
+def credentials(profile: RelayProfile, environ: Mapping[str, str]) -> Iterator[Problem]:
+    preset = profile.preset
+    username = profile.username or preset.username
+    has_password = profile.password is not None or profile.password_env is not None
+    if profile.password is not None and profile.password_env:
+        yield "password_env", "give either password or password_env, not both"
+    if profile.password_env and profile.password_env not in environ:
+        yield "password_env", f"environment variable {profile.password_env} is not set"
+    if username and ":" in username:
+        yield "username", "must not contain ':' (Postfix splits user and password at the first ':')"
+    if preset.username and profile.username and profile.username != preset.username:
+        yield "username", f"{profile.provider}'s SMTP user name is always {preset.username!r}"
+    if has_password and not username:
+        yield "username", "a password needs a user name"
+    if username and not has_password and profile.provider != "custom":
+        yield "password", "required (or password_env)"
+    if profile.password is not None and not profile.password.get_secret_value().strip():
+        yield "password", "is empty"
+    if profile.password is not None and "\n" in profile.password.get_secret_value():
+        yield "password", "contains a line break (a pasted key with a newline breaks AUTH)"
+    if username and _tls(profile) == "none":
+        yield "tls", "credentials need TLS: the password must never cross the network in clear"
+
+
+def verification(profile: RelayProfile) -> Iterator[Problem]:
+    if profile.tls_verify != "encrypt" and profile.ca_file == "":
+        yield "ca_file", f"{profile.tls_verify} needs a CA file on the target"
+    if profile.ca_pem is not None and "BEGIN CERTIFICATE" not in profile.ca_pem:
+        yield "ca_pem", "is not PEM text (no BEGIN CERTIFICATE line)"
+    if profile.ca_pem and profile.ca_file:
+        yield "ca_file", "give either ca_file or ca_pem, not both"
+    if _tls(profile) == "none" and profile.tls_verify != "encrypt":
+        yield "tls_verify", "has no effect without TLS"
+
+
+def addresses(profile: RelayProfile) -> Iterator[Problem]:
+    if profile.myorigin is not None and not is_domain(profile.myorigin):
+        yield "myorigin", f"{profile.myorigin!r} is not a domain name"
+    for field in ("sender_address", "forward_root_to"):
+        value = getattr(profile, field)
+        if value is not None and not _is_address(value):
+            yield field, f"{value!r} is not an address with a domain (user@example.com)"
+    for local, public in profile.generic_map.items():
+        if not _is_address(public):
+            yield f"generic_map.{local}", f"{public!r} is not an address with a domain"
+
+
+def extras(profile: RelayProfile) -> Iterator[Problem]:
+    for key, value in profile.extra_main_cf.items():
+        if "sasl_password" in key or "static:" in value:
+            yield f"extra_main_cf.{key}", "credentials belong in username/password, not main.cf"
+        if "\n" in value or "\n" in key:
+            yield f"extra_main_cf.{key}", "must be one line"
+    for index, mechanism in enumerate(profile.sasl_mechanisms):
+        if not mechanism.replace("-", "").isalnum():
+            yield f"sasl_mechanisms.{index}", f"{mechanism!r} is not a SASL mechanism name"
+
+
+def _is_address(value: str) -> bool:
+    local, _, domain = value.rpartition("@")
+    return bool(local) and is_domain(domain)
+
+
+RULES: tuple[Callable[..., Iterator[Problem]], ...] = (
+    host_and_region, port_offered, tls_matches_port, verification, addresses, extras,
+)
+
+
+def check_profile(profile: RelayProfile, environ: Mapping[str, str]) -> list[Problem]:
+    problems = [problem for rule in RULES for problem in rule(profile)]
+    problems += list(credentials(profile, environ))
+    return problems
