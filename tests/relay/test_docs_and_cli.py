@@ -1,0 +1,58 @@
+"""The README's settings table matches the model; the relay commands behave as documented."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mailagent.relay.docs import update
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mailagent(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mailagent", *args], capture_output=True, text=True)
+
+
+def test_readme_settings_table_matches_the_model():
+    readme = (ROOT / "README.md").read_text()
+    assert update(readme) == readme, "run: python -m mailagent.relay.docs README.md"
+
+
+def test_render_bad_profile_exits_2_with_one_line_per_problem(tmp_path):
+    profile = tmp_path / "relay.json"
+    profile.write_text(json.dumps({"provider": "ses", "port": 2525, "username": "u:x", "password": "p"}))
+    result = mailagent("render", "--profile", str(profile), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "relay.region: ses needs a region, e.g. us-east-1",
+        "relay.port: 2525 is not a port ses offers (STARTTLS: 25, 587, 2587; implicit TLS: 465, 2465)",
+        "relay.username: must not contain ':' (Postfix splits user and password at the first ':')",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_render_writes_the_files_with_a_private_map(tmp_path):
+    profile = tmp_path / "relay.json"
+    profile.write_text(json.dumps({"provider": "sendgrid", "port": 2525, "password": "SG.k"}))
+    result = mailagent("render", "--profile", str(profile), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} >= {"main.cf", "sasl_passwd", "relay.json", "master.cf.entries"}
+    assert (out / "sasl_passwd").stat().st_mode & 0o777 == 0o600
+    assert (out / "sasl_passwd").read_text() == "[smtp.sendgrid.net]:2525 apikey:SG.k\n"
+    assert "SG.k" not in (out / "main.cf").read_text() + (out / "relay.json").read_text()
+
+
+def test_providers_json_lists_every_preset_with_ports_and_modes():
+    result = mailagent("providers", "--json")
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"sendgrid", "mailgun", "ses", "mandrill", "sparkpost", "gmail", "office365",
+                         "hub", "custom"}
+    assert rows["ses"]["implicit_ports"] == [465, 2465]
+    assert rows["ses"]["tls_modes"]["2587"] == "starttls"
+    assert rows["sendgrid"]["username"] == "apikey"
+    table = mailagent("providers").stdout
+    assert "smtp.sendgrid.net" in table and "2525" in table
