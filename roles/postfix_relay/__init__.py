@@ -160,6 +160,9 @@ def activate(main_cf, config_changed, restart: bool) -> None:
                     restarted=True, _if=lambda: restart and main_cf.did_change())
     systemd.service(name="Reload postfix", service="postfix", reloaded=True,
                     _if=lambda: config_changed() and not (restart and main_cf.did_change()))
+    # Mail deferred under the old settings (say, a wrong password) goes out now, not in minutes.
+    server.shell(name="Retry the queued mail with the new settings", commands=["postqueue -f"],
+                 _if=config_changed)
 
 
 def verify(profile, target: Target) -> None:

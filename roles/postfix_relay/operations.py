@@ -45,7 +45,8 @@ def relay_accepts(script: str, arguments: list[str]):
     if not state.is_executing:
         host.noop("the smarthost is checked when the deploy runs")
         return
-    result = host.get_fact(RelayCheckResult, script=script, arguments=arguments)
+    result = host.get_fact(RelayCheckResult, script=script, arguments=arguments) or {
+        "ok": False, "step": "run", "message": "the check printed nothing"}
     if not result.get("ok"):
         code = f"{result.get('code')} " if result.get("code") else ""
         raise OperationError(

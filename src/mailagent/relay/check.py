@@ -96,7 +96,7 @@ class RelayCheck:
             detail = action()
         except smtplib.SMTPResponseException as exc:
             raise CheckFailed(name, _text(exc.smtp_error), exc.smtp_code) from None
-        except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+        except (OSError, ValueError, smtplib.SMTPException, ssl.SSLError) as exc:
             raise CheckFailed(name, str(exc) or type(exc).__name__) from None
         self.steps.append({"step": name, "seconds": round(time.monotonic() - started, 3),
                            "detail": detail or ""})
@@ -116,6 +116,7 @@ class RelayCheck:
             self.smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
             return f"implicit TLS {self.smtp.sock.version()}"
         self.smtp = smtplib.SMTP(timeout=self.timeout)
+        self.smtp._host = self.host  # the name STARTTLS verifies; connect() does not set it
         code, banner = self.smtp.connect(self.host, self.port)
         if code != 220:
             raise smtplib.SMTPResponseException(code, banner)

@@ -1,0 +1,45 @@
+"""Turn a host's data into the agent's settings, validated before anything is uploaded.
+
+Host data:
+    mailagent   dict of AgentSettings fields (optional; defaults suit a Debian relay host)
+    collector   {"url": ..., "registration_token": ...}: where to report and how to register
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import ValidationError
+from pyinfra.api import DeployError
+
+from mailagent.agent.settings import AgentSettings
+
+_HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+
+
+def collector_of(host) -> dict | None:
+    """The host's `collector` data, checked for its two keys; None when absent."""
+    data = host.data.get("collector")
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not data.get("url"):
+        raise DeployError(f"{host.name}: collector.url: missing (collector must be a dict with url "
+                          "and registration_token)")
+    if not data.get("registration_token"):
+        raise DeployError(f"{host.name}: collector.registration_token: missing")
+    return data
+
+
+def settings_for(host, fallback_hostname) -> AgentSettings:
+    """AgentSettings for `host`; DeployError with one line per problem, naming the field."""
+    data = dict(host.data.get("mailagent") or {})
+    collector = collector_of(host)
+    if collector and "collector_url" not in data:
+        data["collector_url"] = collector["url"]
+    if "host" not in data:
+        data["host"] = host.name if _HOSTNAME.match(host.name) else fallback_hostname()
+    try:
+        return AgentSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{host.name}: mailagent.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise DeployError("invalid mailagent settings, nothing was changed:\n" + "\n".join(problems)) from None
