@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mailagent.lab import sink, ssh, vm
-from tests.lab.helpers import deploy, flush, queue, send_mail, wait_queued, wait_received
+from mailagent.lab.mail import flush, queue, send_mail, wait_queued, wait_received
+from tests.lab.helpers import deploy
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1800)]
 
@@ -163,10 +164,11 @@ def restart_sink(state) -> None:
 
 
 def changed_operations(output: str) -> dict[str, str]:
-    """Operations pyinfra reports as changed ('Success' lines), from its per-host output."""
+    """Rows of pyinfra's results table whose Success (changed) column is not empty."""
+    rows = output.partition("--> Results:")[2].splitlines()
     changed = {}
-    for line in output.splitlines():
-        match = re.match(r"\s*\[(?P<host>[^\]]+)\] (?P<status>Success|Changed)\b(?P<rest>.*)", line)
-        if match:
-            changed.setdefault(match["host"], line.strip())
+    for row in rows[2:]:
+        cells = re.split(r"\s{2,}", row.strip())
+        if len(cells) == 5 and not cells[0].startswith("Grand total") and cells[2] != "-":
+            changed[cells[0]] = cells[2]
     return changed
