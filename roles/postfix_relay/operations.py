@@ -6,7 +6,7 @@ import hashlib
 import posixpath
 
 from pyinfra import host, state
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.facts.files import File, Sha256File
 
 from roles.postfix_relay.facts import RelayCheckResult
@@ -49,10 +49,11 @@ def relay_accepts(script: str, arguments: list[str]):
         "ok": False, "step": "run", "message": "the check printed nothing"}
     if not result.get("ok"):
         code = f"{result.get('code')} " if result.get("code") else ""
-        raise OperationError(
-            f"relay check failed at {result.get('step')}: {code}{result.get('message')}"
-            + (f"\nhint: {result['hint']}" if result.get("hint") else "")
-        )
+        report = f"relay check failed at {result.get('step')}: {code}{result.get('message')}"
+        if result.get("hint"):
+            report += f"\nhint: {result['hint']}"
+        # A failing command, so pyinfra reports the host as failed with the reply and the hint.
+        yield StringCommand("sh", "-c", QuoteString('printf "%s\\n" "$1" >&2; exit 1'), "-",
+                            QuoteString(report))
+        return
     host.noop(f"smarthost accepted TLS and AUTH in {result.get('elapsed_seconds')}s")
-    return
-    yield  # an operation is a generator even when it has nothing to run

@@ -33,6 +33,10 @@ def lab(tmp_path_factory, request):
     It lives in its own temp MAILAGENT_LAB_DIR (exported, so `pyinfra inventories/lab.py` and
     `mailagent lab ...` run by tests find it) and is brought down after the session, pass or fail.
     """
+    reuse = os.environ.get("MAILAGENT_TEST_LAB_REUSE")
+    if reuse:  # a developer's running lab (`mailagent lab up`), left running afterwards
+        os.environ["MAILAGENT_LAB_DIR"] = reuse
+        return lab_state.load(reuse)
     folder = tmp_path_factory.mktemp("lab")
     previous = os.environ.get("MAILAGENT_LAB_DIR")
     os.environ["MAILAGENT_LAB_DIR"] = str(folder)

@@ -46,20 +46,30 @@ def queue(state: dict, host: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def wait_queued(state: dict, host: str, count: int, timeout: float = 60) -> list[dict]:
-    """Wait until the VM's queue holds at least `count` messages; returns the queue."""
+def wait_deferred(state: dict, host: str, count: int, timeout: float = 90) -> list[dict]:
+    """Wait until at least `count` messages sit in the VM's deferred queue; returns those."""
     deadline = time.monotonic() + timeout
     while True:
-        entries = queue(state, host)
-        if len(entries) >= count or time.monotonic() > deadline:
-            return entries
+        deferred = [e for e in queue(state, host) if e.get("queue_name") == "deferred"]
+        if len(deferred) >= count or time.monotonic() > deadline:
+            return deferred
         time.sleep(2)
 
 
-def flush(state: dict, host: str) -> None:
-    rc, out, err = ssh.run(state, host, "postqueue -f", timeout=60)
-    if rc != 0:
-        raise RuntimeError(f"postqueue -f failed on {host}: {out}{err}")
+def delay_reasons(entries: list[dict]) -> str:
+    return " | ".join(r.get("delay_reason", "") for e in entries for r in e.get("recipients", []))
+
+
+def flush(state: dict, host: str, timeout: float = 90) -> None:
+    """Ask the VM's Postfix to retry its queue now (waiting for Postfix to be up after a boot)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rc, out, err = ssh.run(state, host, "postqueue -f", timeout=60)
+        if rc == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"postqueue -f failed on {host}: {out}{err}")
+        time.sleep(2)
 
 
 def _quote(text: str) -> str:
