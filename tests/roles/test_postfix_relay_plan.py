@@ -43,3 +43,12 @@ def test_invalid_data_fails_before_any_command(run_deploy):
     with pytest.raises(DeployError) as raised:
         run_deploy(postfix_relay, hosts)
     assert "@fake/bad: relay.port: 2525 is not a port ses offers" in str(raised.value)
+
+
+def test_refused_credentials_fail_the_host_with_the_hint(run_deploy):
+    refused = ('{"ok": false, "step": "auth", "code": 535, "message": "5.7.8 invalid", '
+               '"hint": "wrong credentials: the smarthost refused the user name or password"}')
+    plan = run_deploy(postfix_relay, [fake_host("deb", DEBIAN_RELEASE, SES, check_relay=refused)])
+    last = plan.commands("deb")[-1]
+    assert "relay check failed at auth: 535 5.7.8 invalid" in last
+    assert "hint: wrong credentials" in last and "exit 1" in last

@@ -1,0 +1,162 @@
+"""The agent role's plan on @fake hosts: offline install, settings, key, hardened unit, registration."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+
+import pytest
+from pyinfra.api import DeployError
+
+from mailagent.agent.settings import AgentSettings
+from roles.mailagent import MAILAGENT, render_unit
+from roles.mailagent.operations import registration_marker
+from roles.mailagent.wheels import WheelSet, build_wheels, source_key, write_manifest
+from tests.roles.conftest import DEBIAN_RELEASE
+
+COLLECTOR = {"url": "http://10.0.2.2:8080", "registration_token": "reg-TOKEN-s3cret"}
+KEY_SHA = "ab" * 32
+
+
+@pytest.fixture()
+def wheel_dir(tmp_path):
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    (folder / "mailagent-0.1.0-py3-none-any.whl").write_bytes(b"project")
+    (folder / "httpx-0.27.0-py3-none-any.whl").write_bytes(b"dep")
+    (folder / "requirements.txt").write_text("httpx>=0.27\n")
+    write_manifest(folder)
+    return folder
+
+
+def agent_host(name, wheel_dir, installed=False, **data):
+    responses = {"-release": DEBIAN_RELEASE, "uname -n": name, "uname -s": "Linux",
+                 "command -v useradd": "/usr/sbin/useradd"}
+    if installed:  # what a host that already ran this deploy answers
+        responses.update({
+            "cat /opt/mailagent/venv/.mailagent-manifest": (wheel_dir / "MANIFEST").read_text().splitlines(),
+            "test -e /etc/mailagent/agent.key || test -L": [
+                "user=mailagent group=mailagent mode=-rw------- atime=1 mtime=1 ctime=1 size=119 "
+                "'/etc/mailagent/agent.key'"],
+            "sha256sum /etc/mailagent/agent.key": f"{KEY_SHA}  /etc/mailagent/agent.key",
+            "cat /var/lib/mailagent/registered": registration_marker(COLLECTOR["url"], KEY_SHA),
+        })
+    return (f"@fake/{name}", {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": responses,
+                              "mailagent_wheel_dir": str(wheel_dir), **data})
+
+
+def op_names(plan) -> list[str]:
+    return [sorted(plan.state.get_op_meta(h).names)[0] for h in plan.state.get_op_order()]
+
+
+def test_debian_plan_installs_offline_and_starts(run_deploy, wheel_dir):
+    plan = run_deploy(install_agent_deploy(), [agent_host("web1", wheel_dir, collector=COLLECTOR)])
+    text = plan.text("web1")
+    assert "python3-venv" in text
+    assert "useradd -d /var/lib/mailagent -s /usr/sbin/nologin -g mailagent -r -M mailagent" in text
+    assert "python3 -m venv /opt/mailagent/venv" in text
+    assert "pip install --no-index --find-links /opt/mailagent/wheels -r /opt/mailagent/wheels/requirements.txt" in text
+    assert "--no-index --no-deps --force-reinstall /opt/mailagent/wheels/mailagent-0.1.0-py3-none-any.whl" in text
+    assert f"{MAILAGENT} keygen --key /etc/mailagent/agent.key" in text
+    assert "systemctl daemon-reload" in text and "systemctl enable mailagent.service" in text
+    assert f"{MAILAGENT} register --settings /etc/mailagent/agent.toml --url http://10.0.2.2:8080" in text
+    names = op_names(plan)
+    for wanted in ("Upload httpx-0.27.0-py3-none-any.whl", "Upload /etc/mailagent/agent.toml",
+                   "Upload /etc/systemd/system/mailagent.service"):
+        assert f"mailagent agent | {wanted}" in names
+    # install → configure → identity → activate → register
+    order = [n.split(" | ")[1].split()[0] for n in names]
+    assert order.index("Install") < order.index("Make") < order.index("Enable") < order.index("Register")
+
+
+def test_token_never_in_a_command(run_deploy, wheel_dir):
+    plan = run_deploy(install_agent_deploy(), [agent_host("web1", wheel_dir, collector=COLLECTOR)])
+    assert plan.commands("web1")
+    assert "reg-TOKEN-s3cret" not in plan.text("web1")
+
+
+def test_second_run_changes_nothing_that_matters(run_deploy, wheel_dir):
+    plan = run_deploy(install_agent_deploy(),
+                      [agent_host("web1", wheel_dir, installed=True, collector=COLLECTOR)])
+    text = plan.text("web1")
+    assert "pip install" not in text
+    assert "keygen" not in text
+    assert " register " not in text
+
+
+def test_no_collector_data_no_registration(run_deploy, wheel_dir):
+    plan = run_deploy(install_agent_deploy(), [agent_host("web1", wheel_dir)])
+    assert " register " not in plan.text("web1")
+
+
+@pytest.mark.parametrize("data,problem", [
+    ({"mailagent": {"interval_seconds": 0}}, "@fake/web1: mailagent.interval_seconds:"),
+    ({"mailagent": {"checks": {"nope": True}}}, "@fake/web1: mailagent.checks:"),
+    ({"mailagent": {"surprise": 1}}, "@fake/web1: mailagent.surprise:"),
+    ({"collector": {"url": "http://x"}}, "@fake/web1: collector.registration_token: missing"),
+])
+def test_invalid_data_fails_before_any_command(run_deploy, wheel_dir, data, problem):
+    with pytest.raises(DeployError) as raised:
+        run_deploy(install_agent_deploy(), [agent_host("web1", wheel_dir, **data)])
+    assert problem in str(raised.value)
+
+
+def test_settings_file_is_the_validated_model(wheel_dir):
+    from mailagent.agent.settings import to_toml
+    settings = AgentSettings(host="web1", collector_url=COLLECTOR["url"], checks={"relay_reach": False})
+    assert AgentSettings.model_validate(tomllib.loads(to_toml(settings))) == settings
+
+
+def test_unit_is_hardened_with_one_capability():
+    unit = render_unit(AgentSettings(host="web1"))
+    lines = set(unit.splitlines())
+    for wanted in ("User=mailagent", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                   "StateDirectory=mailagent", "Restart=on-failure", "ProtectHome=yes",
+                   "AmbientCapabilities=CAP_DAC_READ_SEARCH", "CapabilityBoundingSet=CAP_DAC_READ_SEARCH",
+                   "ExecStart=/opt/mailagent/venv/bin/python -m mailagent.agent run --settings /etc/mailagent/agent.toml"):
+        assert wanted in lines
+    assert not any(line.startswith("ReadWritePaths") for line in lines)
+    textfile = render_unit(AgentSettings(host="web1", metrics_textfile="/var/lib/node_exporter/m.prom"))
+    assert "ReadWritePaths=/var/lib/node_exporter" in textfile.splitlines()
+
+
+def test_wheel_cache_is_keyed_by_source(tmp_path, wheel_dir):
+    key = source_key()
+    assert re.fullmatch(r"[0-9a-f]{20}", key) and source_key() == key
+    cached = tmp_path / "cache" / key
+    wheel_dir.rename(cached.parent.mkdir(parents=True) or cached)
+    wheels = build_wheels(tmp_path / "cache")  # cached: no pip, no network
+    assert isinstance(wheels, WheelSet) and wheels.project_wheel.name.startswith("mailagent-")
+    lines = wheels.manifest.splitlines()
+    assert lines[0].endswith("httpx-0.27.0-py3-none-any.whl")
+    assert lines[1] == f"{hashlib.sha256(b'project').hexdigest()}  mailagent-0.1.0-py3-none-any.whl"
+
+
+def install_agent_deploy():
+    from roles.mailagent import install_agent
+    return install_agent
+
+
+@pytest.mark.timeout(300)
+def test_offline_wheel_set_installs_into_a_fresh_venv_and_runs(tmp_path):
+    """What the role uploads is enough: pip --no-index from the set alone, then the agent runs."""
+    import subprocess
+    import sys
+    from roles.mailagent import wheelpack
+    # CI runs on Debian 12 (CPython 3.11, x86_64): the set is repacked offline, never downloaded.
+    assert wheelpack.matches_target()
+    wheels = build_wheels(tmp_path / "cache")
+    names = {p.name.split("-")[0] for p in wheels.files}
+    assert {"mailagent", "pydantic", "pydantic_core", "httpx", "cryptography", "jinja2"} <= names
+    assert build_wheels(tmp_path / "cache").folder == wheels.folder  # cached
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links", str(wheels.folder)]
+    subprocess.run(pip + ["-r", str(wheels.folder / "requirements.txt")], check=True)
+    subprocess.run(pip + ["--no-deps", str(wheels.project_wheel)], check=True)
+    keygen = subprocess.run([str(venv / "bin" / "python"), "-m", "mailagent.agent", "keygen", "--key",
+                             str(tmp_path / "agent.key")], capture_output=True, text=True)
+    assert keygen.returncode == 0, keygen.stderr
+    assert subprocess.run([str(venv / "bin" / "mailagent"), "--help"], capture_output=True).returncode == 0
+    assert subprocess.run([str(venv / "bin" / "pip"), "check"], capture_output=True).returncode == 0
