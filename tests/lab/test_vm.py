@@ -126,6 +126,11 @@ def test_accel_choice(tmp_path):
     assert vm.choose_accel({"MAILAGENT_LAB_ACCEL": "KVM"}, tmp_path) == "kvm"
 
 
+def test_host_names_and_groups():
+    assert vm.host_names(2, hub=False) == [("relay1", "relays"), ("relay2", "relays")]
+    assert vm.host_names(1, hub=True) == [("relay1", "relays"), ("hub", "hub")]
+
+
 def test_qemu_command_forwards_only_loopback_ports(tmp_path):
     cmd = vm.qemu_command(_state(tmp_path), "relay1")
     netdev = cmd[cmd.index("-netdev") + 1]
@@ -191,7 +196,10 @@ def _greet(server: socket.socket) -> str:
 @pytest.mark.lab
 @pytest.mark.timeout(1500)
 def test_guest_apt_installs_from_the_local_deb_cache(lab):
-    rc, out, err = ssh.run(lab, "relay1", "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download "
+    # --reinstall: the proof holds even when a deploy already installed it; --no-download fails
+    # unless the .deb is in the guest's own cache.
+    rc, out, err = ssh.run(lab, "relay1", "ls /var/cache/apt/archives/sasl2-bin_*.deb && "
+                           "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall --no-download "
                            "sasl2-bin && dpkg-query -W -f '${Status}' sasl2-bin", timeout=900)
     assert rc == 0, out + err
     assert out.endswith("install ok installed")

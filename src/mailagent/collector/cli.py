@@ -1,5 +1,84 @@
-"""Sub-commands of this area (filled in by the area's own work)."""
+"""`mailagent collector ...`: run the collector service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import ssl
+import sys
+
+from mailagent.collector.settings import SettingsError, load_settings
 
 
 def register(subparsers) -> None:
-    return None
+    """Add `collector serve`, `collector check-config` and `collector fleet`."""
+    parser = subparsers.add_parser("collector", help="the central collector service")
+    sub = parser.add_subparsers(dest="collector_command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="serve the API, dashboard and metrics")
+    _common(serve)
+    serve.set_defaults(func=_serve)
+    check = sub.add_parser("check-config", help="validate the settings and print them as JSON")
+    _common(check)
+    check.set_defaults(func=_check)
+    fleet = sub.add_parser("fleet", help="print the fleet summary from a running collector")
+    fleet.add_argument("--url", default="http://127.0.0.1:8480", help="collector base URL")
+    fleet.add_argument("--ca-file", metavar="PEM", help="CA to trust for an https URL")
+    fleet.add_argument("--json", action="store_true", help="print the JSON answer instead")
+    fleet.set_defaults(func=_fleet)
+    parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="address to serve on")
+    parser.add_argument("--database", metavar="URL", help="SQLAlchemy database URL")
+
+
+def _settings(args):
+    try:
+        return load_settings(args.config, listen=args.listen, database_url=args.database)
+    except SettingsError as exc:
+        for line in exc.problems:
+            print(f"mailagent collector: {line}", file=sys.stderr)
+        return None
+
+
+def _check(args) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    print(settings.model_dump_json(indent=2))
+    return 0
+
+
+def _fleet(args) -> int:
+    import json
+
+    import httpx
+
+    from mailagent.collector import fleettext
+    verify = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else True
+    try:
+        answer = httpx.get(args.url.rstrip("/") + "/api/v1/hosts", timeout=15, verify=verify)
+        answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        print(f"mailagent collector: {args.url}: {exc}", file=sys.stderr)
+        return 1
+    listing = answer.json()
+    print(json.dumps(listing, indent=2) if args.json else fleettext.render(listing))
+    return 0
+
+
+def _serve(args) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from mailagent.collector.server import serve
+    try:
+        serve(settings)
+    except Exception as exc:  # noqa: BLE001 - runtime failure: one line, exit 1
+        print(f"mailagent collector: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,52 @@
+"""relay_reach: connect, EHLO, TLS, AUTH, QUIT to the deployed smarthost, at a slow cadence.
+
+Emits RelaySection(reachable=False, code=535, hint="wrong credentials: ...", checked_at=...).
+Uses the lead's `mailagent.relay.check.check_relay` with the deployed relay.json and the
+credentials from the sasl_passwd map; nothing is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from mailagent.agent.settings import AgentSettings
+from mailagent.agent.statefile import read_json
+from mailagent.report import RelaySection
+
+TIMEOUT = 15.0
+
+
+class NotConfigured(Exception):
+    """No relay.json: the relay role has not been deployed on this host."""
+
+
+class Check:
+    section = "relay"
+
+    def __init__(self, settings: AgentSettings, check_relay=None):
+        self.settings = settings
+        self._check_relay = check_relay
+
+    def interval_seconds(self) -> float:
+        return self.settings.relay_check_interval_seconds
+
+    def run(self, now: float) -> RelaySection:
+        relay = read_json(self.settings.relay_settings_path)
+        if not relay:
+            raise NotConfigured(f"{self.settings.relay_settings_path} missing: relay not deployed")
+        check_relay, read_credentials = self._functions()
+        user = password = None
+        if relay.get("username"):
+            creds = read_credentials(str(self.settings.sasl_map), f"[{relay['host']}]:{relay['port']}")
+            user, password = creds or (relay["username"], None)
+        result = check_relay(relay["host"], relay["port"], relay["tls"], user, password,
+                             relay.get("ca_file"), TIMEOUT, relay.get("tls_verify", "verify"),
+                             relay.get("hints") or {})
+        return RelaySection(reachable=bool(result["ok"]), code=result.get("code"),
+                            hint=(result.get("hint") or None) and result["hint"][:512],
+                            checked_at=datetime.fromtimestamp(now, timezone.utc))
+
+    def _functions(self):
+        # Imported here: the relay area is another engineer's and loads only when this runs.
+        from mailagent.relay import check
+        return self._check_relay or check.check_relay, check.read_credentials

@@ -1,0 +1,201 @@
+"""The agent's settings: one typed model, read from a TOML file plus MAILAGENT_ environment overrides.
+
+    /etc/mailagent/agent.toml     written by roles/mailagent from this same model
+    MAILAGENT_INTERVAL_SECONDS=30 overrides `interval_seconds`; nested tables use `__`
+                                  (MAILAGENT_CHECKS__RELAY_REACH=false)
+
+`load_settings` raises SettingsError with one line per problem, naming the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_PATH = Path("/etc/mailagent/agent.toml")
+ENV_PREFIX = "MAILAGENT_"
+
+
+class SettingsError(Exception):
+    """Bad settings; `problems` holds one readable line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class AgentSettings(BaseModel):
+    """Everything `mailagent run` needs; every field documents itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")] = Field(
+        default_factory=socket.getfqdn,
+        description="Name this host reports as; must match the name registered with the collector. "
+        "Default: the host's FQDN.")
+    collector_url: str | None = Field(
+        default=None, description="Base URL of the collector (https://collector.example:8443); reports "
+        "go to {collector_url}/api/v1/reports. None: only local metrics and status, nothing sent.")
+    collector_ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the collector's TLS certificate; None: system CAs.")
+    key_path: Path = Field(default=Path("/etc/mailagent/agent.key"),
+                           description="Ed25519 private key (PEM, 0600) made by `mailagent keygen`.")
+    interval_seconds: float = Field(default=60, ge=1, le=3600,
+                                    description="Seconds between report cycles.")
+    http_timeout_seconds: float = Field(default=10, gt=0, le=120,
+                                        description="Timeout of one POST to the collector.")
+    state_dir: Path = Field(default=Path("/var/lib/mailagent"),
+                            description="Agent state: log read position, last report (systemd "
+                            "StateDirectory).")
+    spool_dir: Path = Field(default=Path("/var/lib/mailagent/spool"),
+                            description="Reports not yet accepted by the collector, one file each.")
+    spool_max_reports: int = Field(default=1440, ge=1, le=100_000,
+                                   description="Spool bound; beyond it the oldest report is dropped "
+                                   "and counted. 1440 = one day at 60 s.")
+    backoff_max_seconds: float = Field(default=600, ge=1,
+                                       description="Upper bound of the retry backoff while the "
+                                       "collector is unreachable (doubles from interval_seconds).")
+    postfix_spool: Path = Field(default=Path("/var/spool/postfix"),
+                                description="Postfix queue_directory (`postconf -h queue_directory`).")
+    postfix_config_dir: Path | None = Field(
+        default=None, description="Postfix config_directory for postqueue/postconf -c; None: default.")
+    queue_detail_interval_seconds: float = Field(
+        default=300, ge=0, description="How often `postqueue -j` runs (0: every cycle). Between runs "
+        "the last detail is carried forward with its oldest age advanced.")
+    queue_detail_deadline_seconds: float = Field(
+        default=20, gt=0, description="postqueue -j is stopped after this; the result is flagged partial.")
+    top_destinations: int = Field(default=10, ge=0, le=20,
+                                  description="How many recipient domains to report.")
+    log_source: str = Field(default="journal",
+                            description="`journal` (journalctl, mail facility) or the absolute path "
+                            "of a mail log file (e.g. /var/log/mail.log).")
+    log_max_lines_per_cycle: int = Field(default=200_000, ge=100,
+                                         description="Bound on log lines read per cycle; the rest "
+                                         "is read next cycle (the position is kept).")
+    relay_settings_path: Path = Field(
+        default=Path("/etc/mailagent/relay.json"),
+        description="relay.json written by the relay deploy: the deployed relayhost, and what "
+        "relay_reach connects to.")
+    sasl_map: Path = Field(default=Path("/etc/postfix/sasl_passwd"),
+                           description="Where relay_reach reads the smarthost credentials.")
+    relay_check_interval_seconds: float = Field(default=900, ge=0,
+                                                description="How often relay_reach runs.")
+    checks: dict[str, bool] = Field(default_factory=dict,
+                                    description="Turn checks on/off by name, overriding their defaults "
+                                    "(queue_counts, queue_detail, log_stats, postfix_health, relay_reach).")
+    metrics_textfile: Path | None = Field(
+        default=None, description="Prometheus textfile to write each cycle (node_exporter textfile "
+        "folder, e.g. /var/lib/prometheus/node-exporter/mailagent.prom); None: not written.")
+    metrics_listen: str | None = Field(
+        default=None, description="Serve /metrics on this loopback address:port "
+        "(127.0.0.1:9391); None: no listener.")
+
+    @field_validator("log_source")
+    @classmethod
+    def _log_source(cls, value: str) -> str:
+        if value != "journal" and not value.startswith("/"):
+            raise ValueError("must be 'journal' or an absolute path")
+        return value
+
+    @field_validator("collector_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// on loopback)")
+        return value.rstrip("/") if value else value
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _loopback(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        host, _, port = value.rpartition(":")
+        if not port.isdigit() or not ipaddress.ip_address(host.strip("[]")).is_loopback:
+            raise ValueError("must be a loopback address:port, e.g. 127.0.0.1:9391")
+        return value
+
+    @field_validator("checks")
+    @classmethod
+    def _known_checks(cls, value: dict[str, bool]) -> dict[str, bool]:
+        from mailagent.agent.checks import CHECKS
+        unknown = sorted(set(value) - set(CHECKS))
+        if unknown:
+            raise ValueError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}")
+        return value
+
+    def enabled_checks(self) -> list[str]:
+        """Names of the checks that run, in registry order."""
+        from mailagent.agent.checks import CHECKS
+        return [name for name, spec in CHECKS.items() if self.checks.get(name, spec.default_enabled)]
+
+
+def env_overrides(environ: dict[str, str]) -> dict:
+    """MAILAGENT_X=... → {"x": ...}; nested with `__`. Scalars stay strings (the model converts
+    "30" and "false" itself, and a host named "123" stays a name); lists and tables are JSON."""
+    data: dict = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "SETTINGS":
+            continue
+        keys = name[len(ENV_PREFIX):].lower().split("__")
+        value = raw
+        if raw.lstrip().startswith(("[", "{")):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                pass  # left as text: the model names the field when it does not fit
+        target = data
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        target[keys[-1]] = value
+    return data
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> AgentSettings:
+    """Read the TOML file (missing file: defaults) and apply environment overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    path = Path(path or environ.get(ENV_PREFIX + "SETTINGS", DEFAULT_PATH))
+    data: dict = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError([f"{path}: {exc}"]) from None
+    for key, value in env_overrides(environ).items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    try:
+        return AgentSettings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError([_problem(err) for err in exc.errors()]) from None
+
+
+def _problem(err: dict) -> str:
+    field = ".".join(str(p) for p in err["loc"]) or "(settings)"
+    return f"{field}: {err['msg']}"
+
+
+def to_toml(settings: AgentSettings) -> str:
+    """Render settings as TOML (what the role uploads); only values that differ from defaults."""
+    data = settings.model_dump(mode="json", exclude_defaults=True)
+    data.setdefault("host", settings.host)
+    lines, tables = [], []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            tables.append(f"\n[{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in value.items()))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}\n")
+    return "# Written by roles/mailagent; fields: mailagent.agent.settings.AgentSettings\n" + \
+        "".join(lines) + "".join(tables)
+
+
+def _toml_value(value) -> str:
+    # JSON string/number/bool literals are valid TOML for the scalar types this model uses.
+    return json.dumps(value)

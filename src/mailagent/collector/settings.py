@@ -1,0 +1,235 @@
+"""The collector's settings: one typed model, read from TOML plus MAILAGENT_COLLECTOR_ variables.
+
+Precedence (highest first): command-line flags, environment, TOML file, defaults. Nested
+fields are reached from the environment with a double underscore, e.g.
+``MAILAGENT_COLLECTOR_ALERTS__DEFERRED_THRESHOLD=500``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
+
+ENV_PREFIX = "MAILAGENT_COLLECTOR_"
+# Not a field: the TOML file to read when no --config is given (handy in systemd units).
+ENV_CONFIG = "MAILAGENT_COLLECTOR_CONFIG"
+DEFAULT_DATABASE = "sqlite:////var/lib/mailagent-collector/collector.db"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AlertSettings(_Model):
+    """Thresholds of the built-in alerts; every alert can be switched off with its `*_enabled`."""
+
+    deferred_threshold: int = Field(
+        default=100, ge=0, description="Fire `queue_deferred` when a host's deferred queue holds "
+        "more messages than this ...")
+    deferred_for_seconds: float = Field(
+        default=600, ge=0, description="... continuously for this long (a short burst while the "
+        "smarthost restarts is normal).")
+    oldest_age_seconds: float = Field(
+        default=3600, gt=0, description="Fire `oldest_message` when the oldest queued message is "
+        "older than this (arrival time, not last retry).")
+    silent_intervals: float = Field(
+        default=3, gt=0, description="Fire `host_silent` when no report came for this many of "
+        "the host's own reporting intervals (never for a drained host).")
+    sasl_failures: int = Field(
+        default=1, ge=1, description="Fire `sasl_auth_failures` when a report counts at least "
+        "this many SASL authentication failures at the smarthost.")
+    bounce_rate: float = Field(
+        default=0.05, gt=0, le=1, description="Fire `bounce_rate` when bounced / (sent + "
+        "bounced) in one report exceeds this fraction ...")
+    bounce_min_messages: int = Field(
+        default=20, ge=1, description="... and the report covers at least this many messages "
+        "(one bounce out of two is not a trend).")
+    disabled: list[str] = Field(
+        default_factory=list, description="Alert kinds never raised, e.g. [\"bounce_rate\"].")
+
+
+class RetentionSettings(_Model):
+    """How long history is kept, so the database does not grow forever."""
+
+    raw_days: float = Field(default=7, gt=0, description="Keep every report this many days, "
+                            "then fold it into hourly rows.")
+    hourly_days: float = Field(default=90, gt=0, description="Keep hourly rows this many days.")
+    resolved_alert_days: float = Field(default=30, gt=0,
+                                       description="Keep resolved alerts this many days.")
+
+
+class NotifySettings(_Model):
+    """Where alert changes (firing, resolved) are delivered."""
+
+    webhook_url: str | None = Field(
+        default=None, description="POST each alert change (firing, resolved) here as JSON; "
+        "unset to disable.")
+    webhook_timeout_seconds: float = Field(
+        default=5, gt=0, description="Seconds to wait for the webhook's answer, per attempt.")
+    webhook_attempts: int = Field(default=5, ge=1, description="Attempts before giving up.")
+    webhook_backoff_seconds: float = Field(
+        default=1, ge=0, description="First retry delay; doubled after each failed attempt.")
+    mail_to: list[str] = Field(
+        default_factory=list, description="Also mail alert changes to these addresses through "
+        "the local relay (127.0.0.1:25); empty to disable.")
+    mail_from: str = Field(default="mailagent-collector@localhost",
+                           description="Envelope and header sender of alert mails.")
+    smtp_host: str = Field(default="127.0.0.1", description="The local relay (null client).")
+    smtp_port: int = Field(default=25, gt=0, lt=65536, description="The local relay's port.")
+
+
+class CollectorSettings(_Model):
+    """Everything `mailagent collector serve` needs."""
+
+    listen: str = Field(default="127.0.0.1:8480", description="HOST:PORT to serve on.")
+    workers: int = Field(default=1, ge=1, le=64, description="Server processes sharing the "
+                         "port; each verifies signatures on its own core. Alert evaluation and "
+                         "retention run in one of them at a time.")
+    database_url: str = Field(
+        default=DEFAULT_DATABASE, description="SQLAlchemy URL: sqlite:////path.db (WAL, the "
+        "default) or postgresql+psycopg://user@host/db for fleets that outgrow one box.")
+    registration_token: SecretStr | None = Field(
+        default=None, description="Bearer token the deploy uses to register host keys; "
+        "registration is refused while unset.")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) for HTTPS; "
+                                  "unset serves plain HTTP (for TLS in a proxy in front).")
+    tls_key: Path | None = Field(default=None, description="PEM private key of `tls_cert`.")
+    max_report_bytes: int = Field(default=64 * 1024, gt=0, description="Larger bodies get 413.")
+    max_skew_seconds: float = Field(default=300, gt=0, description="Allowed clock difference "
+                                    "between agent and collector; nonces are kept this long.")
+    evaluate_interval_seconds: float = Field(default=15, gt=0,
+                                             description="How often alerts are evaluated.")
+    maintenance_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often retention, downsampling and nonce pruning run.")
+    batch_max: int = Field(default=256, ge=1, description="Most reports written in one "
+                           "transaction (writes are grouped to keep up with large fleets).")
+    writer_threads: int | None = Field(
+        default=None, ge=1, le=32, description="Batches stored at once. Default: 1 on SQLite "
+        "(it has a single writer anyway), 4 on PostgreSQL (overlaps round trips and commits).")
+    max_pending_reports: int = Field(
+        default=4096, ge=1, description="Reports waiting to be stored beyond which new ones get "
+        "503 at once (agents spool and retry), so accepted ones stay fast under overload.")
+    dashboard_refresh_seconds: int = Field(default=30, ge=5, description="Page auto-refresh.")
+    history_hours: float = Field(default=24, gt=0, description="History shown on a host page.")
+    alerts: AlertSettings = Field(default_factory=AlertSettings, description="Alert thresholds.")
+    retention: RetentionSettings = Field(default_factory=RetentionSettings,
+                                         description="History retention.")
+    notify: NotifySettings = Field(default_factory=NotifySettings,
+                                   description="Alert delivery.")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_form(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT with a port from 1 to 65535")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "CollectorSettings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        return self
+
+    def listen_address(self) -> tuple[str, int]:
+        """`listen` split into host and port."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class SettingsError(Exception):
+    """Bad settings; `problems` holds one readable line per problem, naming the field."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """MAILAGENT_COLLECTOR_A__B=v as {"a": {"b": "v"}}; lists are given as JSON."""
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_CONFIG:
+            continue
+        path = key[len(ENV_PREFIX):].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _maybe_json(value)
+    return tree
+
+
+def _maybe_json(value: str) -> Any:
+    if value[:1] in "[{":
+        import json
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+                  **overrides: Any) -> CollectorSettings:
+    """Build the settings from a TOML file, the environment and explicit overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path if path is not None else environ.get(ENV_CONFIG)
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError([f"config: {path}: {exc}"]) from None
+    data = _merge(data, _env_overrides(environ))
+    data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
+    try:
+        return CollectorSettings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(validation_lines(exc)) from None
+
+
+def validation_lines(exc: ValidationError) -> list[str]:
+    """One line per problem: dotted field name, then what is wrong."""
+    return [f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()]
+
+
+def to_toml(settings: CollectorSettings) -> str:
+    """The settings as a TOML file `load_settings` reads back to an equal model (secrets
+    included: the file is the service's own, mode 0640)."""
+    data = settings.model_dump(mode="json", exclude_none=True)
+    if settings.registration_token is not None:
+        data["registration_token"] = settings.registration_token.get_secret_value()
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    lines = [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]
+    for name, table in tables.items():
+        lines += ["", f"[{name}]", *(f"{k} = {_toml_value(v)}" for k, v in table.items()
+                                     if v is not None)]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    import json
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string

@@ -1,0 +1,122 @@
+"""The running lab's state file, `<lab dir>/state.json`: what `lab up` started, for everyone else.
+
+Other code (inventories/lab.py, the sink, the demo, the end-to-end tests) reads it, so its shape
+is fixed (version 1):
+
+    {"version": 1, "lab_dir": "...", "ssh_key": "/abs/id_ed25519", "accel": "tcg",
+     "gateway": "10.0.2.2",
+     "hosts": [{"name": "relay1", "group": "relays", "ssh_host": "127.0.0.1", "ssh_port": 40022,
+                "smtp_port": 40025, "pid": 1234, "overlay": "...", "serial_log": "..."}],
+     "sink": {...what mailagent.lab.sink.spawn returned...} or null,
+     "collector": null}
+
+Writes are atomic (temp file + os.replace) and the file is mode 600: it holds the sink's
+password and the path of root's key to every VM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mailagent.lab import paths
+
+STATE_FILE = "state.json"
+
+
+class LabNotRunning(RuntimeError):
+    """There is no lab state where we looked (or it is unreadable)."""
+
+
+class HostState(BaseModel):
+    """One VM of the lab."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="VM and inventory name, also its hostname: relay1, hub.")
+    group: Literal["relays", "hub"] = Field(description="Inventory group the VM belongs to.")
+    ssh_host: str = Field(description="Loopback address QEMU forwards to the guest's port 22.")
+    ssh_port: int = Field(description="Loopback port forwarded to the guest's SSH.")
+    smtp_port: int = Field(description="Loopback port forwarded to the guest's port 25.")
+    pid: int | None = Field(description="PID of the VM's QEMU process (null when not running).")
+    overlay: str = Field(description="Copy-on-write qcow2 disk, backed by the cached image.")
+    serial_log: str = Field(description="File receiving the guest's serial console.")
+
+
+class LabState(BaseModel):
+    """The whole lab, as written to state.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = Field(1, description="State file format version.")
+    lab_dir: str = Field(description="Absolute path of the lab folder.")
+    ssh_key: str = Field(description="Private key that logs in as root on every VM.")
+    accel: Literal["tcg", "kvm"] = Field(description="QEMU accelerator the VMs run with.")
+    gateway: str = Field(paths.GATEWAY, description="Host loopback as seen from the guests.")
+    hosts: list[HostState] = Field(default_factory=list, description="The VMs.")
+    sink: dict[str, Any] | None = Field(None, description="The smarthost sink, or null.")
+    collector: dict[str, Any] | None = Field(None, description="The collector, or null.")
+
+
+def lab_dir() -> Path:
+    """The lab folder (`$MAILAGENT_LAB_DIR`, default ~/.local/state/mailagent/lab)."""
+    return paths.lab_dir()
+
+
+def state_path(folder: Path | str | None = None) -> Path:
+    return Path(folder or lab_dir()) / STATE_FILE
+
+
+def load(lab_dir: Path | str | None = None) -> dict:
+    """The lab's state as a plain dict; LabNotRunning when there is none or it is unreadable."""
+    path = state_path(lab_dir)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabNotRunning(f"no lab is running ({path} does not exist); start one with `mailagent lab up`") from None
+    except (OSError, ValueError) as exc:
+        raise LabNotRunning(f"cannot read the lab state {path}: {exc}") from None
+    try:
+        return LabState.model_validate(raw).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise LabNotRunning(f"the lab state {path} is not valid: {problems}") from None
+
+
+def save(state: dict) -> Path:
+    """Validate and write the state atomically (mode 600) into its own lab_dir."""
+    data = LabState.model_validate(state).model_dump()
+    path = state_path(data["lab_dir"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out, indent=2)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def remove(lab_dir: Path | str | None = None) -> None:
+    """Forget the lab (after everything in it was stopped)."""
+    state_path(lab_dir).unlink(missing_ok=True)
+
+
+def host(state: dict, name: str) -> dict:
+    """The entry of VM `name`; KeyError listing the lab's VMs otherwise."""
+    for entry in state["hosts"]:
+        if entry["name"] == name:
+            return entry
+    known = ", ".join(h["name"] for h in state["hosts"]) or "none"
+    raise KeyError(f"no VM named {name!r} in the lab (VMs: {known})")
