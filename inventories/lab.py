@@ -43,6 +43,16 @@ def _relay_profile(sink: dict, index: int) -> dict:
     }
 
 
+def _collector(collector: dict, gateway: str) -> dict:
+    """Agents reach the collector on the host's loopback through QEMU's gateway address."""
+    scheme = collector["url"].split("://", 1)[0]
+    return {
+        "url": f"{scheme}://collector.lab.mailagent.test:{collector['port']}",
+        "registration_token": collector["registration_token"],
+        **({"ca_pem": Path(collector["ca_cert"]).read_text()} if collector.get("ca_cert") else {}),
+    }
+
+
 def _hosts(state: dict, group: str) -> list:
     hosts = []
     members = [e for e in state["hosts"] if e["group"] == group]
@@ -50,6 +60,11 @@ def _hosts(state: dict, group: str) -> list:
         data = _connection(entry, state["ssh_key"])
         if group == "relays" and state.get("sink"):
             data["relay"] = _relay_profile(state["sink"], index)
+        if state.get("collector"):
+            data["collector"] = _collector(state["collector"], state["gateway"])
+            # Lab reports come faster than a fleet's, so tests and the demo see figures soon.
+            data["mailagent"] = {"interval_seconds": 10, "queue_detail_interval_seconds": 0,
+                                 "relay_check_interval_seconds": 60}
         hosts.append((entry["name"], data))
     return hosts
 

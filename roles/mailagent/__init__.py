@@ -24,7 +24,7 @@ from pyinfra.operations.util import any_changed
 
 from mailagent.agent.settings import AgentSettings, to_toml
 from roles.mailagent.operations import registered, signing_key, venv_installed
-from roles.mailagent.settings import collector_of, settings_for
+from roles.mailagent.settings import COLLECTOR_CA_PATH, collector_of, settings_for
 from roles.mailagent.wheels import WheelSet, build_wheels
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -80,6 +80,10 @@ def configure(settings: AgentSettings):
                     mode="750")
     files.directory(name="Create /var/lib/mailagent", path="/var/lib/mailagent", user=USER, group=USER,
                     mode="750")
+    collector = collector_of(host)
+    if collector and collector.get("ca_pem"):
+        files.put(name=f"Upload the collector's CA {COLLECTOR_CA_PATH}",
+                  src=StringIO(collector["ca_pem"].strip() + "\n"), dest=COLLECTOR_CA_PATH, mode="644")
     settings_file = files.put(name=f"Upload {SETTINGS_PATH}", src=StringIO(to_toml(settings)),
                               dest=SETTINGS_PATH, user="root", group=USER, mode="640")
     unit = files.put(name=f"Upload {UNIT_PATH}", src=StringIO(render_unit(settings)), dest=UNIT_PATH,

@@ -2,7 +2,8 @@
 
 Host data:
     mailagent   dict of AgentSettings fields (optional; defaults suit a Debian relay host)
-    collector   {"url": ..., "registration_token": ...}: where to report and how to register
+    collector   {"url": ..., "registration_token": ..., "ca_pem": optional PEM text of the CA
+                that signed the collector's certificate (written to COLLECTOR_CA_PATH)}
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pyinfra.api import DeployError
 
 from mailagent.agent.settings import AgentSettings
 
+COLLECTOR_CA_PATH = "/etc/mailagent/collector-ca.pem"
 _HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 
 
@@ -36,6 +38,8 @@ def settings_for(host, fallback_hostname) -> AgentSettings:
     collector = collector_of(host)
     if collector and "collector_url" not in data:
         data["collector_url"] = collector["url"]
+    if collector and collector.get("ca_pem") and "collector_ca_file" not in data:
+        data["collector_ca_file"] = COLLECTOR_CA_PATH
     if "host" not in data:
         data["host"] = host.name if _HOSTNAME.match(host.name) else fallback_hostname()
     try:

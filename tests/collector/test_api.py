@@ -151,3 +151,18 @@ def test_drained_flag(client, web1):
     answer = client.post(f"/api/v1/hosts/{web1.name}/drained", json={"drained": True}, headers=headers)
     assert answer.status_code == 200
     assert client.get("/api/v1/hosts").json()["hosts"][0]["drained"] is True
+
+
+def test_decommissioned_host_is_forgotten(client, server, web1):
+    web1.register(client)
+    web1.post(client, web1.report().model_copy(update={"interval_seconds": 0.01}))
+    time.sleep(0.1)
+    server.call(server.collector.evaluate_now)  # now silent: an alert fires
+    assert client.get("/api/v1/alerts", params={"state": "firing"}).json()["alerts"]
+    headers = {"Authorization": "Bearer test-registration-token"}
+    assert client.delete(f"/api/v1/hosts/{web1.name}").status_code == 401
+    assert client.delete(f"/api/v1/hosts/{web1.name}", headers=headers).status_code == 200
+    assert client.get("/api/v1/hosts").json()["hosts"] == []
+    assert client.get("/api/v1/alerts", params={"state": "firing"}).json()["alerts"] == []
+    assert web1.post(client).status_code == 401  # its key no longer authenticates
+    assert client.delete(f"/api/v1/hosts/{web1.name}", headers=headers).status_code == 404

@@ -90,6 +90,16 @@ def drained(request: Request, host: str, payload: DrainRequest,
     return {"host": host, "drained": payload.drained}
 
 
+@router.delete("/api/v1/hosts/{host}", tags=["hosts"], summary="Forget a decommissioned host")
+def delete_host(request: Request, host: str,
+                authorization: str | None = Header(default=None)) -> dict:
+    collector = _collector(request)
+    _require_token(collector, authorization)
+    if not store.delete_host(collector.engine, host):
+        raise HTTPException(404, f"unknown host {host!r}")
+    return {"host": host, "deleted": True}
+
+
 @router.get("/api/v1/hosts", tags=["hosts"], summary="The fleet: latest figures per host")
 def get_hosts(request: Request) -> dict:
     return {"hosts": store.list_hosts(_collector(request).engine), "now": utcnow().isoformat()}

@@ -27,7 +27,7 @@ class Collector:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.counters: Counter = Counter()
-        threads = settings.writer_threads or (1 if self.engine.dialect.name == "sqlite" else 4)
+        threads = settings.writer_threads or (1 if self.engine.dialect.name == "sqlite" else 2)
         self.writer = BatchWriter(partial(ingest.process_batch, self.engine, settings),
                                   settings.batch_max, settings.max_pending_reports, threads)
         self.notifier = Notifier(settings.notify)

@@ -1,12 +1,14 @@
 """The collector's settings: one typed model, read from TOML plus MAILAGENT_COLLECTOR_ variables.
 
-Precedence (highest first): command-line flags, environment, TOML file, defaults. Nested
-fields are reached from the environment with a double underscore, e.g.
-``MAILAGENT_COLLECTOR_ALERTS__DEFERRED_THRESHOLD=500``.
+Precedence (highest first): command-line flags, environment, TOML file, defaults. The file is
+`--config FILE` or, failing that, ``MAILAGENT_COLLECTOR_CONFIG``. Nested fields are reached
+from the environment with a double underscore, e.g.
+``MAILAGENT_COLLECTOR_ALERTS__DEFERRED_THRESHOLD=500``; lists are given as JSON.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -26,7 +28,7 @@ class _Model(BaseModel):
 
 
 class AlertSettings(_Model):
-    """Thresholds of the built-in alerts; every alert can be switched off with its `*_enabled`."""
+    """Thresholds of the built-in alerts (see `rules`); any kind can be listed in `disabled`."""
 
     deferred_threshold: int = Field(
         default=100, ge=0, description="Fire `queue_deferred` when a host's deferred queue holds "
@@ -110,7 +112,8 @@ class CollectorSettings(_Model):
                            "transaction (writes are grouped to keep up with large fleets).")
     writer_threads: int | None = Field(
         default=None, ge=1, le=32, description="Batches stored at once. Default: 1 on SQLite "
-        "(it has a single writer anyway), 4 on PostgreSQL (overlaps round trips and commits).")
+        "(it has a single writer anyway), 2 on PostgreSQL (one batch commits while the next "
+        "is built).")
     max_pending_reports: int = Field(
         default=4096, ge=1, description="Reports waiting to be stored beyond which new ones get "
         "503 at once (agents spool and retry), so accepted ones stay fast under overload.")
@@ -166,7 +169,6 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
 
 def _maybe_json(value: str) -> Any:
     if value[:1] in "[{":
-        import json
         try:
             return json.loads(value)
         except ValueError:
@@ -225,7 +227,6 @@ def to_toml(settings: CollectorSettings) -> str:
 
 
 def _toml_value(value: Any) -> str:
-    import json
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -60,6 +60,17 @@ def set_drained(engine: Engine, name: str, drained: bool) -> bool:
         return result.rowcount > 0
 
 
+def delete_host(engine: Engine, name: str) -> bool:
+    """Forget a decommissioned host: its key goes, its open alerts resolve, its history stays
+    until retention removes it. False if the host is unknown."""
+    with engine.begin() as conn:
+        if conn.execute(hosts.delete().where(hosts.c.name == name)).rowcount == 0:
+            return False
+        conn.execute(alerts.update().where(alerts.c.host == name, alerts.c.state == "firing")
+                     .values(state="resolved", resolved_at=utcnow()))
+        return True
+
+
 def _alert_dict(row) -> dict:
     return {"id": row.id, "host": row.host, "kind": row.kind, "state": row.state,
             "started_at": row.started_at.isoformat(),

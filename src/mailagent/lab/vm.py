@@ -8,6 +8,7 @@ ports are forwarded from 127.0.0.1 on the host, and it sees the host's loopback 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from mailagent.lab.image import Image
 
 Progress = Callable[[str], None]
 BOOT_TIMEOUT = 600.0
+HEARTBEAT = 30.0
 # KVM guests are fast enough with less; TCG guests page a lot during apt runs.
 MEMORY_MB = {"kvm": 512, "tcg": 768}
 
@@ -114,15 +116,21 @@ def start(state: dict, name: str) -> int:
     return entry["pid"]
 
 
-def wait_for_ssh(state: dict, name: str, timeout: float = BOOT_TIMEOUT) -> float:
-    """Block until VM `name` runs commands over SSH; returns the seconds it took."""
+def wait_for_ssh(state: dict, name: str, timeout: float = BOOT_TIMEOUT, progress: Progress | None = None) -> float:
+    """Block until VM `name` runs commands over SSH; returns the seconds it took.
+
+    With `progress`, says every HEARTBEAT seconds how far the boot got (last console line).
+    """
     entry = lab_state.host(state, name)
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
+    started = next_note = time.monotonic()
+    while (elapsed := time.monotonic() - started) < timeout:
         if not is_running(entry["pid"], entry["overlay"]):
             raise VMError(f"{name}: QEMU exited while booting\n{serial_tail(entry)}")
         if ssh.answers(state, name, timeout=10):
-            return time.monotonic() - started
+            return elapsed
+        if progress and time.monotonic() >= next_note + HEARTBEAT:
+            next_note = time.monotonic()
+            progress(f"{name}: booting, {elapsed:.0f}s: {_last_console_line(entry)}")
         time.sleep(2)
     raise VMError(f"{name}: no SSH on 127.0.0.1:{entry['ssh_port']} after {timeout:.0f}s\n{serial_tail(entry)}")
 
@@ -135,6 +143,13 @@ def serial_tail(entry: dict, lines: int = 30) -> str:
         return f"(no serial log: {exc})"
     tail = "\n".join(text.splitlines()[-lines:])
     return f"--- last {lines} lines of {entry['serial_log']} ---\n{tail}"
+
+
+def _last_console_line(entry: dict) -> str:
+    lines = serial_tail(entry, lines=5).splitlines()[1:]
+    # Console lines carry colour codes and carriage returns; keep the words.
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]|\r", "", lines[-1] if lines else "").strip()
+    return text[:100] or "(no console output yet)"
 
 
 def is_running(pid: int | None, overlay: str) -> bool:
@@ -201,12 +216,13 @@ def host_names(hosts: int, hub: bool) -> list[tuple[str, str]]:
 
 
 def up(hosts: int = 2, hub: bool = False, sink: bool = True, progress: Progress = print,
+       collector: bool = True,
        lab_dir: Path | None = None, timeout: float = BOOT_TIMEOUT) -> dict:
     """Bring a lab up (image, sink, VMs booted in parallel until SSH answers); returns its state.
 
     On any failure everything started so far is stopped again before the error propagates.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from mailagent.lab import image as lab_image, paths
 
@@ -224,14 +240,23 @@ def up(hosts: int = 2, hub: bool = False, sink: bool = True, progress: Progress 
             state["sink"] = sink_module.spawn(folder)
             lab_state.save(state)
             progress(f"sink: up on {state['sink'].get('bind')} ports {state['sink'].get('ports')}")
+        if collector:
+            state["collector"] = _collector_module().spawn(folder / "collector")
+            lab_state.save(state)
+            progress(f"collector: up at {state['collector']['url']} (guests: port "
+                     f"{state['collector']['port']} on {paths.GATEWAY})")
         _launch_all(state, hosts, hub, image, progress)
         with ThreadPoolExecutor(max_workers=len(state["hosts"]) or 1) as pool:
-            for entry, took in zip(state["hosts"], pool.map(
-                    lambda e: wait_for_ssh(state, e["name"], timeout), state["hosts"])):
-                progress(f"{entry['name']}: ssh up on 127.0.0.1:{entry['ssh_port']} after {took:.0f}s")
+            waits = {pool.submit(wait_for_ssh, state, e["name"], timeout, progress): e for e in state["hosts"]}
+            for done in as_completed(waits):
+                entry = waits[done]
+                progress(f"{entry['name']}: ssh up on 127.0.0.1:{entry['ssh_port']} after {done.result():.0f}s")
     except BaseException:
         progress("lab up failed: stopping what was started")
-        down(folder, progress=lambda _msg: None)
+        try:
+            down(folder, progress=lambda _msg: None)
+        except Exception as exc:  # keep the original error; say what is left
+            progress(f"lab down after the failure: {exc}")
         raise
     return state
 
@@ -275,6 +300,12 @@ def down(lab_dir: Path | None = None, progress: Progress = print) -> None:
             progress("sink: stopped")
         except Exception as exc:  # whatever the sink raises, report it with the rest
             errors.append(f"sink: {exc}")
+    if state.get("collector"):
+        try:
+            _collector_module().stop(Path(state["lab_dir"]) / "collector")
+            progress("collector: stopped")
+        except Exception as exc:  # as with the sink: report it with the rest
+            errors.append(f"collector: {exc}")
     if errors:
         raise VMError("lab down left things running: " + "; ".join(errors))
     lab_state.remove(state["lab_dir"])
@@ -286,3 +317,9 @@ def _sink_module():
     except ImportError as exc:
         raise LabError(f"the smarthost sink is not available ({exc}); use --no-sink") from None
     return sink
+
+
+def _collector_module():
+    from mailagent.collector import daemon
+
+    return daemon

@@ -10,7 +10,6 @@ from pathlib import Path
 from mailagent.relay import check
 from mailagent.relay.presets import providers
 from mailagent.relay.profile import ProfileError, parse_profile
-from mailagent.relay.render import SECRET_FILES, Target, render
 
 RELAY_SETTINGS = Path("/etc/mailagent/relay.json")
 
@@ -46,6 +45,8 @@ def load_profile_file(path: Path):
 
 
 def cmd_render(args) -> int:
+    from mailagent.relay.render import SECRET_FILES, Target, render  # jinja2: not on fleet hosts
+
     try:
         profile = load_profile_file(args.profile)
     except ProfileError as exc:
