@@ -69,3 +69,14 @@ def lab_processes(folder: Path) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+@pytest.fixture(scope="session")
+def deployed(lab, tmp_path_factory):
+    """The lab after a first full site deploy: (state, a folder for inventories, its result)."""
+    from tests.lab.helpers import deploy
+
+    folder = tmp_path_factory.mktemp("deploys")
+    result = deploy(lab, folder)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return lab, folder, result

@@ -1,7 +1,8 @@
 """The relay deploy on real booted Debian VMs, mail through the real TLS+AUTH sink.
 
-One lab (relay1 on 2587 STARTTLS, relay2 on 2465 implicit TLS) serves every test in this file,
-in order; tests that change a host's settings put them back, or say what they leave.
+One lab (relay1 on 2587 STARTTLS, relay2 on 2465 implicit TLS), deployed once by the `deployed`
+fixture, serves every test in this file, in order; tests that change a host's settings put them
+back.
 """
 
 from __future__ import annotations
@@ -16,15 +17,6 @@ from mailagent.lab.mail import delay_reasons, flush, queue, send_mail, wait_defe
 from tests.lab.helpers import deploy
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1800)]
-
-
-@pytest.fixture(scope="module")
-def deployed(lab, tmp_path_factory):
-    """The lab after a first full site deploy, and a folder for inventories."""
-    folder = tmp_path_factory.mktemp("deploys")
-    result = deploy(lab, folder)
-    assert result.returncode == 0, result.stdout[-3000:]
-    return lab, folder, result
 
 
 def sink_dir(state) -> Path:

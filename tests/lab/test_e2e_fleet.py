@@ -1,0 +1,112 @@
+"""The agents on the lab VMs report to the collector: queue figures, an outage, an alert, the dashboard.
+
+Runs on the shared deployed lab (conftest `deployed`): the agents report every 10 s there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mailagent.lab import sink
+from mailagent.lab.mail import flush, send_mail, wait_received
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def api(state, path: str):
+    collector = state["collector"]
+    response = httpx.get(collector["url"] + path, verify=collector["ca_cert"], timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def host_view(state, name: str) -> dict:
+    return next(h for h in api(state, "/api/v1/hosts")["hosts"] if h["host"] == name)
+
+
+def wait_for(fetch, accept, what: str, timeout: float = 240, every: float = 3):
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not accept(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {value}")
+        time.sleep(every)
+        value = fetch()
+    return value
+
+
+def test_every_relay_reports_to_the_collector(deployed):
+    state, _, _ = deployed
+    names = {h["name"] for h in state["hosts"] if h["group"] == "relays"}
+    hosts = wait_for(lambda: {h["host"]: h for h in api(state, "/api/v1/hosts")["hosts"]},
+                     lambda found: names <= set(found) and all(found[n]["last_seen"] for n in names),
+                     "a report from every relay")
+    for name in names:
+        latest = hosts[name]["latest"]
+        assert latest["postfix"]["master_running"] is True
+        assert latest["postfix"]["relay_actual"] == latest["postfix"]["relay_expected"]
+        assert latest["failed_checks"] == []
+
+
+def test_outage_shows_as_deferred_mail_an_alert_and_on_the_dashboard(deployed, tmp_path):
+    state, _, _ = deployed
+    lab_dir = Path(state["lab_dir"])
+    sink.stop(lab_dir)
+    try:
+        ids = [send_mail(state, "relay1", subject=f"fleet outage {n}") for n in range(5)]
+        view = wait_for(lambda: host_view(state, "relay1"),
+                        lambda v: v["queue"]["deferred"] >= 5, "5 deferred messages in a report")
+        reasons = view["latest"]["queue"]["deferred_by_reason"]
+        assert reasons.get("connection_refused", 0) >= 5, reasons
+        first_age = view["oldest_age_seconds"]
+        later = wait_for(lambda: host_view(state, "relay1"),
+                         lambda v: (v["oldest_age_seconds"] or 0) > (first_age or 0),
+                         "the oldest age to grow")
+        assert later["queue"]["deferred"] >= 5
+        alerts = wait_for(lambda: api(state, "/api/v1/alerts"),
+                          lambda a: _firing(a, "relay1"), "an alert for relay1")
+        kinds = {a["kind"] for a in _firing(alerts, "relay1")}
+        dom = dashboard(state, tmp_path)
+        assert "relay1" in dom and "relay2" in dom
+        assert any(kind in dom for kind in kinds), kinds
+    finally:
+        ports = state["sink"]["ports"]
+        sink.spawn(lab_dir, bind=state["sink"]["bind"], hostname=state["sink"]["hostname"],
+                   starttls_ports=ports["starttls"], implicit_ports=ports["implicit"])
+    flush(state, "relay1")
+    assert all(len(r) == 1 for r in wait_received(state, ids).values())
+    wait_for(lambda: host_view(state, "relay1"), lambda v: v["queue"]["deferred"] == 0,
+             "the deferred queue to empty")
+    detail = api(state, "/api/v1/hosts/relay1")
+    assert sum(row["sent"] for row in detail["history"]) >= 5
+    # The relay check runs every 60 s in the lab; once it passes, the alerts resolve.
+    wait_for(lambda: api(state, "/api/v1/alerts"), lambda a: not _firing(a, "relay1"),
+             "relay1's alerts to resolve")
+
+
+def _firing(alerts, host: str) -> list[dict]:
+    rows = alerts["alerts"] if isinstance(alerts, dict) else alerts
+    return [a for a in rows if a["host"] == host and a["state"] == "firing"]
+
+
+def dashboard(state, tmp_path) -> str:
+    """The fleet page in headless Chromium: its DOM, and a screenshot kept in artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    url = state["collector"]["url"] + "/"
+    base = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}",
+            # the lab collector's certificate comes from the lab's own CA
+            "--ignore-certificate-errors", "--window-size=1366,900"]
+    shot = subprocess.run([*base, f"--screenshot={ARTIFACTS / 'lab-dashboard.png'}", url],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return dom.stdout
