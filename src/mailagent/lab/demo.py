@@ -2,7 +2,8 @@
 
 Brings the lab up (two relay VMs and the smarthost sink; reused when already up), deploys the
 whole site with pyinfra, sends a test mail from every host with its own sendmail, and shows that
-each arrived over TLS with AUTH. Exits non-zero when any step fails.
+each arrived over TLS with AUTH, then prints the collector's fleet summary from every host's agent.
+Exits non-zero when any step fails.
 """
 
 from __future__ import annotations
@@ -69,6 +70,33 @@ def summary(rows: list[dict]) -> bool:
     return ok
 
 
+def fleet(state: dict) -> bool:
+    """Wait for a fresh report from every relay, then print the collector's fleet summary."""
+    import httpx
+
+    from mailagent.collector import fleettext
+
+    collector = state.get("collector")
+    if not collector:
+        print("no collector in this lab")
+        return False
+    relays = {h["name"] for h in state["hosts"] if h["group"] == "relays"}
+    deadline = time.monotonic() + 180
+    while True:
+        listing = httpx.get(collector["url"] + "/api/v1/hosts", verify=collector["ca_cert"],
+                            timeout=10).json()
+        seen = {h["host"] for h in listing["hosts"] if h.get("last_seen")}
+        if relays <= seen or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    print(fleettext.render(listing))
+    print(f"dashboard: {collector['url']}/  (CA: {collector['ca_cert']})")
+    missing = relays - seen
+    if missing:
+        print(f"no report from: {', '.join(sorted(missing))}")
+    return not missing
+
+
 def main() -> int:
     root = Path.cwd()
     if not (root / "deploy" / "site.py").exists():
@@ -81,6 +109,8 @@ def main() -> int:
         deploy(root)
         step("Send a test mail from every host with sendmail, and look for it at the sink")
         ok = summary(send_and_check(state))
+        step("Every host's agent reports to the collector (GET /api/v1/hosts)")
+        ok = fleet(state) and ok
     except (DemoFailed, RuntimeError, OSError) as exc:
         print(f"\ndemo FAILED: {exc}", file=sys.stderr)
         ok = False
