@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mailagent.fileio import write_atomic
 
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
 SERVER_CERT, SERVER_KEY = "cert.pem", "key.pem"
@@ -119,19 +120,6 @@ def expires_at(cert_path: Path) -> dt.datetime:
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret atomically, 0600 from the first byte (never briefly world-readable)."""
     write_atomic(path, data, 0o600)
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to a temp file beside `path` created with `mode`, fsync, then rename over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask; we want exactly `mode`
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _base_builder(subject: x509.Name, issuer: x509.Name, public_key, days: int) -> x509.CertificateBuilder:

@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from mailagent import pki
+from mailagent.fileio import write_atomic
 from mailagent.collector.settings import CollectorSettings, to_toml
 
 LAB_NAMES = ["collector.lab.mailagent.test", "localhost"]
@@ -56,11 +57,7 @@ def _token(state_dir: Path) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text.encode(), 0o600)
 
 
 def spawn(state_dir: Path, *, bind: str = "127.0.0.1", port: int = 0, tls: bool = True,

@@ -17,13 +17,12 @@ password and the path of root's key to every VM.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mailagent.fileio import write_atomic
 from mailagent.lab import paths
 
 STATE_FILE = "state.json"
@@ -92,19 +91,7 @@ def save(state: dict) -> Path:
     """Validate and write the state atomically (mode 600) into its own lab_dir."""
     data = LabState.model_validate(state).model_dump()
     path = state_path(data["lab_dir"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out, indent=2)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), 0o600)
     return path
 
 
