@@ -229,10 +229,10 @@ def test_cli_lab_up_status_ssh_down_leaves_nothing(tmp_path):
         return subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=900)
 
     try:
-        up = run("up", "--hosts", "1", "--no-sink")
+        up = run("up", "--hosts", "1", "--no-sink", "--no-collector")
         assert up.returncode == 0, up.stdout + up.stderr
         assert "relay1: ssh up" in up.stdout
-        assert run("up", "--hosts", "1", "--no-sink").returncode == 1  # already up
+        assert run("up", "--hosts", "1", "--no-sink", "--no-collector").returncode == 1  # already up
         status = json.loads(run("status", "--json").stdout)
         assert [h["name"] for h in status["hosts"]] == ["relay1"]
         assert lab_processes(tmp_path) == [status["hosts"][0]["pid"]]

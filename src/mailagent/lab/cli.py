@@ -1,6 +1,6 @@
 """`mailagent lab ...`: bring the QEMU lab up and down, show it, and run commands on its VMs.
 
-    mailagent lab up [--hosts N] [--hub] [--no-sink]
+    mailagent lab up [--hosts N] [--hub] [--no-sink] [--no-collector]
     mailagent lab down
     mailagent lab status [--json]
     mailagent lab ssh HOST [-- CMD...]
@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     up.add_argument("--hosts", type=int, default=2, help="number of relay VMs (relay1..relayN)")
     up.add_argument("--hub", action="store_true", help="also boot a `hub` VM")
     up.add_argument("--no-sink", action="store_true", help="do not start the smarthost sink")
+    up.add_argument("--no-collector", action="store_true", help="do not start the collector")
     up.set_defaults(func=cmd_up)
 
     down = commands.add_parser("down", help="stop every VM and the sink, remove the overlays")
@@ -72,7 +73,8 @@ def cmd_up(args) -> int:
         return 2
     started = time.monotonic()
     try:
-        state = vm.up(hosts=args.hosts, hub=args.hub, sink=not args.no_sink, progress=_progress(started))
+        state = vm.up(hosts=args.hosts, hub=args.hub, sink=not args.no_sink,
+                      collector=not args.no_collector, progress=_progress(started))
     except (RuntimeError, OSError) as exc:  # LabError, VMError, ImageError, SinkError
         print(f"lab up failed: {exc}", file=sys.stderr)
         return 1
