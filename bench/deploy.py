@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,12 @@ def timed(action) -> float:
     return time.monotonic() - started
 
 
+def measure(figures: dict, name: str, action) -> None:
+    """Time `action` and print the figure at once, so an interrupted run still shows what it had."""
+    figures[name] = timed(action)
+    print(f"{name:<42} {figures[name]:8.1f} s", flush=True)
+
+
 def pyinfra(*args: str) -> None:
     command = [str(Path(sys.executable).with_name("pyinfra")), "-y", "inventories/lab.py",
                "deploy/site.py", *args]
@@ -42,21 +49,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=4, help="hosts deployed at once")
     args = parser.parse_args()
+    # SIGTERM (a timeout) must still stop the lab: make it an exception so `finally` runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     folder = Path(tempfile.mkdtemp(prefix="mailagent-bench-"))
     os.environ["MAILAGENT_LAB_DIR"] = str(folder)
     figures = {}
     try:
-        figures[f"lab up ({args.hosts + 1} VMs, cached image)"] = timed(
-            lambda: vm.up(hosts=args.hosts + 1, lab_dir=folder, progress=lambda _m: None))
-        figures["first deploy, 1 host"] = timed(lambda: pyinfra("--limit", "relay1"))
-        figures["re-deploy, same host (no changes)"] = timed(lambda: pyinfra("--limit", "relay1"))
+        measure(figures, f"lab up ({args.hosts + 1} VMs, cached image)",
+                lambda: vm.up(hosts=args.hosts + 1, lab_dir=folder, progress=lambda _m: None))
+        measure(figures, "first deploy, 1 host", lambda: pyinfra("--limit", "relay1"))
+        measure(figures, "re-deploy, same host (no changes)", lambda: pyinfra("--limit", "relay1"))
         others = [f"relay{i}" for i in range(2, args.hosts + 2)]
         limits = [arg for name in others for arg in ("--limit", name)]
-        figures[f"first deploy, {len(others)} hosts at once"] = timed(lambda: pyinfra(*limits))
+        measure(figures, f"first deploy, {len(others)} hosts at once", lambda: pyinfra(*limits))
     finally:
         vm.down(folder, progress=lambda _m: None)
     first = figures["first deploy, 1 host"]
-    print(f"{'measure':<42} {'seconds':>8} {'vs first deploy of 1 host':>27}")
+    print(f"\n{'measure':<42} {'seconds':>8} {'vs first deploy of 1 host':>27}")
     for name, seconds in figures.items():
         print(f"{name:<42} {seconds:8.1f} {seconds / first:26.2f}x")
     return 0
