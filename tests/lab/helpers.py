@@ -39,3 +39,12 @@ def deploy(state: dict, folder: Path, overrides=None, args=(), deploy_file="depl
                             env=dict(os.environ, MAILAGENT_LAB_DIR=state["lab_dir"]))
     print(result.stdout[-6000:])
     return result
+
+
+def restart_sink(state: dict) -> None:
+    """Start the lab's sink again on the ports, name and address the lab recorded for it."""
+    from mailagent.lab import sink
+
+    ports = state["sink"]["ports"]
+    sink.spawn(Path(state["lab_dir"]), bind=state["sink"]["bind"], hostname=state["sink"]["hostname"],
+               starttls_ports=ports["starttls"], implicit_ports=ports["implicit"])

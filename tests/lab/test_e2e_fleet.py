@@ -5,7 +5,6 @@ Runs on the shared deployed lab (conftest `deployed`): the agents report every 1
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import pytest
 
 from mailagent.lab import sink
 from mailagent.lab.mail import flush, send_mail, wait_received
+from tests.collector.test_dashboard import chromium
+from tests.lab.helpers import restart_sink
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -76,9 +77,7 @@ def test_outage_shows_as_deferred_mail_an_alert_and_on_the_dashboard(deployed, t
         assert "relay1" in dom and "relay2" in dom
         assert any(kind in dom for kind in kinds), kinds
     finally:
-        ports = state["sink"]["ports"]
-        sink.spawn(lab_dir, bind=state["sink"]["bind"], hostname=state["sink"]["hostname"],
-                   starttls_ports=ports["starttls"], implicit_ports=ports["implicit"])
+        restart_sink(state)
     flush(state, "relay1")
     assert all(len(r) == 1 for r in wait_received(state, ids).values())
     wait_for(lambda: host_view(state, "relay1"), lambda v: v["queue"]["deferred"] == 0,
@@ -99,14 +98,6 @@ def dashboard(state, tmp_path) -> str:
     """The fleet page in headless Chromium: its DOM, and a screenshot kept in artifacts/."""
     ARTIFACTS.mkdir(exist_ok=True)
     url = state["collector"]["url"] + "/"
-    base = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}",
-            # the lab collector's certificate comes from the lab's own CA
-            "--ignore-certificate-errors", "--window-size=1366,900"]
-    shot = subprocess.run([*base, f"--screenshot={ARTIFACTS / 'lab-dashboard.png'}", url],
-                          capture_output=True, text=True, timeout=120)
-    assert shot.returncode == 0, shot.stderr[-2000:]
-    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    return dom.stdout
+    trust_lab_ca = "--ignore-certificate-errors"  # the lab collector's certificate: the lab's own CA
+    chromium(tmp_path / "chromium", url, trust_lab_ca, f"--screenshot={ARTIFACTS / 'lab-dashboard.png'}")
+    return chromium(tmp_path / "chromium", url, trust_lab_ca, "--dump-dom")

@@ -14,7 +14,7 @@ import pytest
 
 from mailagent.lab import sink, ssh, vm
 from mailagent.lab.mail import delay_reasons, flush, queue, send_mail, wait_deferred, wait_received
-from tests.lab.helpers import deploy
+from tests.lab.helpers import deploy, restart_sink
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1800)]
 
@@ -162,12 +162,6 @@ def agents(state, action: str) -> None:
     for host in ("relay1", "relay2"):
         rc, out, err = ssh.run(state, host, f"systemctl {action} mailagent")
         assert rc == 0, out + err
-
-
-def restart_sink(state) -> None:
-    ports = state["sink"]["ports"]
-    sink.spawn(sink_dir(state), bind=state["sink"]["bind"], hostname=state["sink"]["hostname"],
-               starttls_ports=ports["starttls"], implicit_ports=ports["implicit"])
 
 
 def changed_operations(output: str) -> dict[str, str]:
