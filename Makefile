@@ -4,21 +4,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := $(shell grep -v '^\s*\#' apt-packages.txt | xargs)
+# Installed without recommends: libvirt's and vagrant's would pull in NFS, libguestfs and a kernel.
+APT_MINIMAL := $(shell grep -v '^\s*\#' apt-packages-minimal.txt | xargs)
 PYTEST_ARGS ?=
 
-.PHONY: deps venv test test-fast test-lab demo lab-down bench clean
+.PHONY: deps venv test test-fast test-lab demo demo-hub lab-down bench clean
 
 # Debian packages, installed once (root on Debian 12). Postfix is preseeded so it never prompts.
-deps:
-	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(APT_PACKAGES) 2>/dev/null \
+define apt_install
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(1) 2>/dev/null \
 	    | awk '$$NF != "installed" {print $$1}'; \
-	    for p in $(APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || echo $$p; done); \
+	    for p in $(1); do dpkg-query -W $$p >/dev/null 2>&1 || echo $$p; done); \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | xargs); \
 	if [ -n "$$missing" ]; then \
 	    echo "installing Debian packages: $$missing"; \
 	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(APT_PACKAGES),)
+	$(call apt_install,$(APT_MINIMAL),--no-install-recommends)
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +45,10 @@ test-lab: deps venv
 
 demo: deps venv
 	$(BIN)/python -m mailagent.lab.demo
+
+# The hub topology: relays submit to a hub VM, which relays to the sink.
+demo-hub: deps venv
+	MAILAGENT_DEMO_HUB=1 $(BIN)/python -m mailagent.lab.demo
 
 lab-down: venv
 	$(BIN)/mailagent lab down

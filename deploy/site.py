@@ -1,15 +1,30 @@
 """The whole site, by inventory group: `pyinfra inventories/<env>.py deploy/site.py`.
 
-relays -> relay-only Postfix and the queue-health agent (hosts of inventories without role
-groups get them too).
+collector -> the collector service (first, so agents can register with it);
+hub       -> the central relay hub (Postfix accepting authenticated fleet mail) and its agent;
+relays    -> relay-only Postfix and the queue-health agent (hosts of inventories without role
+             groups get them too).
+Every host first gets its static /etc/hosts entries (host data `etc_hosts`), if any; every
+Postfix host checks its smarthost last, once the hub this deploy sets up is serving.
 """
 
 from pyinfra import host
 
+from roles.collector import install_collector
 from roles.mailagent import install_agent
-from roles.postfix_relay import postfix_relay
+from roles.postfix_hub import postfix_hub
+from roles.postfix_relay import check_smarthost, postfix_relay
 from roles.postfix_relay.validate import wants_relay
+from roles.static_hosts import static_hosts
 
-if wants_relay(host):
-    postfix_relay()
+static_hosts()
+if "collector" in host.groups:
+    install_collector()
+if "hub" in host.groups:
+    postfix_hub(check=False)
+    install_agent(role="hub")
+elif wants_relay(host):
+    postfix_relay(check=False)
     install_agent()
+if "hub" in host.groups or wants_relay(host):
+    check_smarthost()

@@ -5,9 +5,16 @@ Reads the lab's state file (`$MAILAGENT_LAB_DIR`, default ~/.local/state/mailage
 `hub`. Relays point at the lab's smarthost sink when it runs, cycling through its port modes
 (2587 STARTTLS, 2465 implicit TLS, 2525 STARTTLS) so one deploy exercises all of them.
 
+With a hub (`mailagent lab up --hub`), the hub relays to the sink and the relays submit to the
+hub (`provider: hub`, ports 1587/1465 alternating) with credentials the deploy derives; set
+MAILAGENT_LAB_VIA=sink to keep them on the sink, with the hub as their drain relay instead.
+The lab CA (the sink's) is the project CA: it signs the hub's certificate, and the hub login
+secret lives next to it.
+
 Every public module-level list or tuple here becomes a group, so helpers start with `_`.
 """
 
+import os
 from pathlib import Path
 
 from pyinfra.api.exceptions import InventoryError
@@ -16,6 +23,8 @@ from mailagent.lab import state as _lab_state
 
 # relay1 gets the first, relay2 the second, and so on, cycling.
 _SINK_PORTS = (2587, 2465, 2525)
+_HUB_PORTS = (1587, 1465)
+_HUB_NAME = "hub.lab.mailagent.test"
 
 
 def _connection(entry: dict, key: str) -> dict:
@@ -53,13 +62,34 @@ def _collector(collector: dict, gateway: str) -> dict:
     }
 
 
+def _hub_profile(index: int) -> dict:
+    return {"provider": "hub", "host": _HUB_NAME, "port": _HUB_PORTS[index % len(_HUB_PORTS)],
+            "tls_verify": "secure", "host_lookup": "native"}
+
+
+def _relay_data(state: dict, group: str, index: int) -> dict:
+    sink, has_hub = state.get("sink"), any(e["group"] == "hub" for e in state["hosts"])
+    if not sink:
+        return {}
+    data = {"mailagent_pki_dir": str(Path(sink["ca_cert"]).parent)}
+    if group == "hub":
+        data["relay"] = _relay_profile(sink, 0)
+        data["hub_server"] = {"names": [_HUB_NAME]}
+    elif has_hub and os.environ.get("MAILAGENT_LAB_VIA", "hub") == "hub":
+        data["relay"] = _hub_profile(index)
+    else:
+        data["relay"] = _relay_profile(sink, index)
+        if has_hub:
+            data["relay"]["drain_relay"] = {"host": _HUB_NAME, "port": _HUB_PORTS[0]}
+    return data
+
+
 def _hosts(state: dict, group: str) -> list:
     hosts = []
     members = [e for e in state["hosts"] if e["group"] == group]
     for index, entry in enumerate(members):
         data = _connection(entry, state["ssh_key"])
-        if group == "relays" and state.get("sink"):
-            data["relay"] = _relay_profile(state["sink"], index)
+        data.update(_relay_data(state, group, index))
         if state.get("collector"):
             data["collector"] = _collector(state["collector"], state["gateway"])
             # Lab reports come faster than a fleet's, so tests and the demo see figures soon.

@@ -70,7 +70,12 @@ def build_once(folder: Path, fill: Callable[[Path], None]) -> WheelSet:
     try:
         fill(tmp)
         write_manifest(tmp)
-        tmp.rename(folder)
+        try:
+            tmp.rename(folder)
+        except OSError:
+            # Another deploy finished the same set first (renames are atomic): use theirs.
+            if not (folder / "MANIFEST").exists():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return WheelSet(folder)

@@ -23,9 +23,11 @@ from pyinfra.operations import apt, dnf, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from mailagent.agent.settings import AgentSettings, to_toml
+from mailagent.relay.render import Target, drain_settings
 from roles.mailagent.operations import registered, signing_key, venv_installed
 from roles.mailagent.settings import COLLECTOR_CA_PATH, collector_of, settings_for
 from roles.mailagent.wheels import WheelSet, build_wheels
+from roles.postfix_relay.validate import profile_for
 
 TEMPLATES = Path(__file__).parent / "templates"
 USER = "mailagent"
@@ -39,8 +41,8 @@ REGISTERED_MARKER = "/var/lib/mailagent/registered"
 
 
 @deploy("mailagent agent")
-def install_agent():
-    settings = settings_for(host, lambda: host.get_fact(Hostname))
+def install_agent(role: str = "relay"):
+    settings = settings_for(host, lambda: host.get_fact(Hostname), role=role, drain=_drain())
     wheels = wheel_set()
     install_done = install(wheels)
     settings_file, unit = configure(settings)
@@ -48,6 +50,13 @@ def install_agent():
                       path=str(settings.key_path), mailagent=MAILAGENT, user=USER)
     activate(any_changed(install_done, settings_file, unit, key), unit)
     register(settings)
+
+
+def _drain() -> dict | None:
+    """The relay profile's drain target, as `mailagent drain` needs it (None without one)."""
+    if not host.data.get("relay"):
+        return None
+    return drain_settings(profile_for(host), Target(os_family=_os_family()))
 
 
 def wheel_set() -> WheelSet:

@@ -32,9 +32,17 @@ def collector_of(host) -> dict | None:
     return data
 
 
-def settings_for(host, fallback_hostname) -> AgentSettings:
-    """AgentSettings for `host`; DeployError with one line per problem, naming the field."""
+def settings_for(host, fallback_hostname, role: str = "relay", drain: dict | None = None) -> AgentSettings:
+    """AgentSettings for `host`; DeployError with one line per problem, naming the field.
+
+    `role` is what the site deploy installed (relay or hub); `drain` is the relay profile's
+    drain target as rendered ({"relay", "tls", "ca_file"}), the defaults for drain_*."""
     data = dict(host.data.get("mailagent") or {})
+    data.setdefault("role", role)
+    if drain:
+        data.setdefault("drain_relay", drain["relay"])
+        data.setdefault("drain_tls", drain["tls"])
+        data.setdefault("drain_ca_file", drain["ca_file"])
     collector = collector_of(host)
     if collector and "collector_url" not in data:
         data["collector_url"] = collector["url"]

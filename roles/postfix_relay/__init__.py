@@ -33,7 +33,9 @@ RESTART_PARAMETERS = ("inet_interfaces", "inet_protocols")
 
 
 @deploy("Postfix relay")
-def postfix_relay():
+def postfix_relay(check: bool = True):
+    """`check=False` leaves the smarthost check to a later `check_smarthost()` (deploy/site.py
+    runs it last, after the hub is up, for every host at once)."""
     profile = profile_for(host)
     target = gather_target()
     check_ca_file(profile, target)
@@ -44,8 +46,20 @@ def postfix_relay():
     config_changed = any_changed(main_cf, *maps)
     validate(config_changed)
     activate(main_cf, config_changed, needs_restart(rendered["main.cf"], before))
-    if profile.check_relay:
+    if check and profile.check_relay:
         verify(profile, target)
+
+
+@deploy("Smarthost check")
+def check_smarthost():
+    """Connect from the host to its smarthost (EHLO, TLS, AUTH, QUIT); fail it with a hint.
+
+    One call site for every host makes it one operation that pyinfra runs only after each host's
+    previous operations, so fleet hosts check a hub that this same deploy has just set up.
+    """
+    profile = profile_for(host)
+    if profile.check_relay:
+        verify(profile, gather_target())
 
 
 def gather_target() -> Target:
@@ -70,9 +84,9 @@ def check_ca_file(profile, target: Target) -> None:
                           f"(needed for tls_verify: {profile.tls_verify}); use ca_pem to install one")
 
 
-def install(target: Target) -> None:
+def install(target: Target, extra: tuple[str, ...] = ()) -> None:
     if target.os_family == "rhel":
-        dnf.packages(name="Install postfix and the SASL plain plugin", packages=RHEL_PACKAGES)
+        dnf.packages(name="Install postfix and the SASL plain plugin", packages=RHEL_PACKAGES + list(extra))
         return
     files.put(
         name="Upload the postfix debconf answers",
@@ -86,7 +100,7 @@ def install(target: Target) -> None:
         _if=lambda: not host.get_fact(File, path="/etc/postfix/main.cf"),
     )
     apt.packages(name="Install postfix, the SASL modules and CA certificates",
-                 packages=DEBIAN_PACKAGES, update=True, cache_time=3600)
+                 packages=DEBIAN_PACKAGES + list(extra), update=True, cache_time=3600)
 
 
 def configure(rendered: dict[str, str]):
@@ -103,10 +117,10 @@ def configure(rendered: dict[str, str]):
         replace=TLSPROXY_ENTRY,
         present=True,
     ) if rendered.get("master.cf.entries") else None
-    if "relay-ca.pem" in rendered:
-        maps.append(files.put(name="Upload the relay's CA (/etc/postfix/relay-ca.pem)",
-                              src=StringIO(rendered["relay-ca.pem"]),
-                              dest="/etc/postfix/relay-ca.pem", mode="644"))
+    for name, what in (("relay-ca.pem", "the relay's CA"), ("drain-ca.pem", "the drain relay's CA")):
+        if name in rendered:
+            maps.append(files.put(name=f"Upload {what} (/etc/postfix/{name})",
+                                  src=StringIO(rendered[name]), dest=f"/etc/postfix/{name}", mode="644"))
     files.put(name=f"Upload {RELAY_SETTINGS}", src=StringIO(rendered["relay.json"]),
               dest=RELAY_SETTINGS, mode="644")
     files.put(name=f"Upload the relay check {CHECK_SCRIPT}", src=check.__file__,

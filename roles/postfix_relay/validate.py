@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pyinfra.api import DeployError
 
 from mailagent.relay.profile import ProfileError, RelayProfile, parse_profile
+from roles.postfix_relay.hubcreds import with_hub_credentials
 
 ROLE_GROUPS = ("relays", "hub", "collector")
 _CACHE_ATTRIBUTE = "_mailagent_relay_profiles"
@@ -24,8 +25,9 @@ def wants_relay(host) -> bool:
 
 def validate_hosts(hosts: Iterable) -> dict[str, RelayProfile]:
     """Parse each host's `relay` data; raise DeployError listing every problem of every host."""
-    profiles, problems = {}, []
+    profiles, problems, targets = {}, [], {}
     for target in hosts:
+        targets[target.name] = target
         data = target.data.get("relay")
         if data is None:
             problems.append(f"{target.name}: relay: missing (a dict of relay settings, see README)")
@@ -36,7 +38,8 @@ def validate_hosts(hosts: Iterable) -> dict[str, RelayProfile]:
             problems += [f"{target.name}: {line}" for line in exc.problems]
     if problems:
         raise DeployError("invalid relay settings, nothing was changed:\n" + "\n".join(problems))
-    return profiles
+    return {name: with_hub_credentials(profile, targets[name])
+            for name, profile in profiles.items()}
 
 
 def profile_for(host) -> RelayProfile:

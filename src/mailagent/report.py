@@ -12,6 +12,9 @@ an oversized report (422) before storing it.
     ├── postfix: PostfixSection | None
     ├── relay: RelaySection | None          (slow cadence: not every cycle)
     └── spool: SpoolSection | None
+
+`role` says whether the host is a fleet relay or the hub; `lifecycle` is "drained" only in the
+notice `mailagent drain` sends (signed like every report) once the host's queue is empty.
 """
 
 from __future__ import annotations
@@ -176,6 +179,14 @@ class Report(_Model):
     generated_at: AwareDatetime = Field(description="When the cycle ran (timezone-aware).")
     interval_seconds: Annotated[float, Field(gt=0, le=86400)] = Field(
         description="The agent's reporting interval, so the collector can tell a silent host.")
+    role: Literal["relay", "hub"] = Field(
+        default="relay", description="What the host is: a fleet `relay` (null client) or the "
+        "`hub` the fleet relays through; the collector shows hubs apart. Default relay, so "
+        "reports from agents that predate roles still validate.")
+    lifecycle: Literal["running", "drained"] = Field(
+        default="running", description="`drained`: sent once by `mailagent drain` when the "
+        "host's queue is empty and it takes no new mail; the collector then expects the host "
+        "to go quiet (no host_silent alert). Any later `running` report marks it back in service.")
     checks: list[CheckResult] = Field(default_factory=list, max_length=MAX_CHECKS,
                                       description="Outcome of every check that ran this cycle.")
     queue: QueueSection | None = Field(default=None, description="Queue figures, None on failure.")

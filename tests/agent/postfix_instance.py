@@ -39,10 +39,13 @@ enable_long_queue_ids = {long_ids}
 
 class PostfixInstance:
     def __init__(self, root: Path, long_ids: bool = True, refused_port: int = 9, extra: str = "",
-                 smtpd_port: int | None = None):
-        """`smtpd_port`: also listen for SMTP on 127.0.0.1:<port> (fast bulk submission)."""
+                 smtpd_port: int | None = None, resolve_names: bool = False):
+        """`smtpd_port`: also listen for SMTP on 127.0.0.1:<port> (fast bulk submission).
+        `resolve_names`: copy /etc/hosts and nsswitch.conf into the queue folder, the chroot
+        of the stock smtp client, so names like `localhost` resolve there (as Debian does)."""
         self.root = Path(root)
         self.smtpd_port = smtpd_port
+        self.resolve_names = resolve_names
         self.etc, self.spool, self.maillog = self.root / "etc", self.root / "spool", self.root / "maillog"
         self.main_cf = MAIN_CF.format(root=self.root, port=refused_port, extra=extra,
                                       long_ids="yes" if long_ids else "no")
@@ -51,6 +54,10 @@ class PostfixInstance:
         for sub in ("etc", "spool", "data"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         shutil.chown(self.root / "data", "postfix")
+        if self.resolve_names:
+            (self.spool / "etc").mkdir(exist_ok=True)
+            for name in ("hosts", "nsswitch.conf"):
+                shutil.copy(f"/etc/{name}", self.spool / "etc" / name)
         main_cf = self.main_cf
         if self.smtpd_port:  # the loopback listener is an inet service
             main_cf = main_cf.replace("master_service_disable = inet\n", "mynetworks = 127.0.0.0/8\n")

@@ -11,8 +11,14 @@ import pytest
 from mailagent.lab import state as lab_state
 from mailagent.lab import vm
 
-# How many relay VMs the shared lab boots (the end-to-end tests need at least 2).
+# How many relay VMs the shared lab boots (the end-to-end tests need at least 2), besides the hub.
 LAB_HOSTS = int(os.environ.get("MAILAGENT_TEST_LAB_HOSTS", "2"))
+# Modules that destroy lab VMs run after every other lab test.
+LAST = ("test_e2e_hub.py",)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name in LAST)  # stable: keeps the order otherwise
 
 
 def _with_sink() -> bool:
@@ -33,6 +39,9 @@ def lab(tmp_path_factory, request):
     It lives in its own temp MAILAGENT_LAB_DIR (exported, so `pyinfra inventories/lab.py` and
     `mailagent lab ...` run by tests find it) and is brought down after the session, pass or fail.
     """
+    # The relays' base deploy goes straight to the sink (the hub is their drain relay); the hub
+    # tests point them at the hub themselves.
+    os.environ["MAILAGENT_LAB_VIA"] = "sink"
     reuse = os.environ.get("MAILAGENT_TEST_LAB_REUSE")
     if reuse:  # a developer's running lab (`mailagent lab up`), left running afterwards
         os.environ["MAILAGENT_LAB_DIR"] = reuse
@@ -52,7 +61,7 @@ def lab(tmp_path_factory, request):
                 os.environ["MAILAGENT_LAB_DIR"] = previous
 
     request.addfinalizer(teardown)
-    return vm.up(hosts=LAB_HOSTS, sink=_with_sink(), lab_dir=folder,
+    return vm.up(hosts=LAB_HOSTS, hub=True, sink=_with_sink(), lab_dir=folder,
                  progress=lambda msg: print(f"lab fixture: {msg}", flush=True))
 
 

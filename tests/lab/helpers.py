@@ -13,8 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 
 
-def lab_inventory(state: dict, folder: Path, overrides: dict[str, dict] | None = None) -> Path:
-    """An inventory file like inventories/lab.py, with some hosts' relay settings changed."""
+def lab_inventory(state: dict, folder: Path, overrides: dict[str, dict] | None = None,
+                  replace: dict[str, dict] | None = None) -> Path:
+    """An inventory file like inventories/lab.py, with some hosts' relay settings changed
+    (`overrides`: merged into the lab's; `replace`: instead of the lab's)."""
     env = dict(os.environ, MAILAGENT_LAB_DIR=state["lab_dir"])
     listing = subprocess.run(
         [sys.executable, "-c", "import json, runpy; g = runpy.run_path('inventories/lab.py');"
@@ -25,14 +27,17 @@ def lab_inventory(state: dict, folder: Path, overrides: dict[str, dict] | None =
         for name, data in hosts:
             if name in (overrides or {}):
                 data["relay"] = {**data["relay"], **overrides[name]}
+            if name in (replace or {}):
+                data["relay"] = replace[name]
     path = folder / f"inventory_{uuid.uuid4().hex[:8]}.py"
     path.write_text("".join(f"{group} = {[tuple(h) for h in hosts]!r}\n" for group, hosts in groups.items()))
     return path
 
 
-def deploy(state: dict, folder: Path, overrides=None, args=(), deploy_file="deploy/site.py"):
+def deploy(state: dict, folder: Path, overrides=None, args=(), deploy_file="deploy/site.py",
+           replace=None):
     """Run pyinfra for real; returns the CompletedProcess (output in .stdout, both streams)."""
-    inventory = lab_inventory(state, folder, overrides)
+    inventory = lab_inventory(state, folder, overrides, replace)
     command = [PYINFRA, "-y", str(inventory), deploy_file, *args]
     result = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, timeout=1200,

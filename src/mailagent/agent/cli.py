@@ -1,4 +1,4 @@
-"""`mailagent run`, `mailagent status [--json]`, `mailagent keygen --key PATH`, `mailagent register`."""
+"""`mailagent run`, `status [--json]`, `keygen --key PATH`, `register`, `drain [--timeout S] [--json]`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,18 @@ def register(subparsers) -> None:
     cmd.add_argument("--url", help="collector URL (default: collector_url from the settings)")
     cmd.add_argument("--replace", action="store_true", help="replace a different registered key")
     cmd.set_defaults(func=cmd_register)
+
+    cmd = subparsers.add_parser("drain", help="make this host safe to remove: refuse new mail, empty "
+                                "the queue (handing the rest to drain_relay); exit 0 only when empty")
+    cmd.add_argument("--settings", type=Path)
+    cmd.add_argument("--timeout", type=float, default=120, metavar="S",
+                     help="seconds to wait for the smarthost to take the queue (default 120)")
+    cmd.add_argument("--handover-timeout", type=float, default=120, metavar="S",
+                     help="seconds to wait for drain_relay to take the rest (default 120)")
+    cmd.add_argument("--config-dir", type=Path, metavar="DIR",
+                     help="Postfix config directory (postconf -c; default: postfix_config_dir)")
+    cmd.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
+    cmd.set_defaults(func=cmd_drain)
 
 
 def _settings(args):
@@ -103,3 +115,51 @@ def cmd_register(args) -> int:
         return 1
     print(f"registered {settings.host} with {args.url or settings.collector_url} {answer or ''}".strip())
     return 0
+
+
+def drain_problems(settings, args, euid: int) -> list[str]:
+    """Why drain cannot start (exit 2), one line each."""
+    problems = []
+    if euid != 0:
+        problems.append("mailagent drain: must run as root (it changes the Postfix configuration)")
+    if args.timeout < 0 or args.handover_timeout < 0:
+        problems.append("--timeout/--handover-timeout: must be >= 0")
+    config_dir = args.config_dir or settings.postfix_config_dir
+    if config_dir is not None and not (Path(config_dir) / "main.cf").is_file():
+        problems.append(f"--config-dir: no main.cf in {config_dir}")
+    if settings.drain_ca_file and not Path(settings.drain_ca_file).is_file():
+        problems.append(f"drain_ca_file: no such file {settings.drain_ca_file}")
+    return problems
+
+
+def cmd_drain(args) -> int:
+    import json
+    import os
+
+    from mailagent.agent import drain, drain_notice
+    from mailagent.agent.drain_postfix import PostfixCommandError, PostfixControl
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    problems = drain_problems(settings, args, os.geteuid())
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
+        (lambda line: print(line, flush=True))
+    options = drain.DrainOptions(timeout=args.timeout, handover_timeout=args.handover_timeout)
+    postfix = PostfixControl(args.config_dir or settings.postfix_config_dir)
+    try:
+        result = drain.Drainer(settings, postfix, options, say).run()
+    except PostfixCommandError as exc:
+        print(f"drain: {exc} (nothing deleted; Postfix may already refuse new mail)", file=sys.stderr)
+        return 1
+    if result.exit_code == 0:
+        if stopped := drain_notice.stop_agent_service():
+            say(f"agent: {stopped}")
+        result.collector = drain_notice.notify_collector(settings, result.remaining)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print("\n".join(drain.format_result(result, settings)))
+    return result.exit_code

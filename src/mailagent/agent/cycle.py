@@ -89,6 +89,7 @@ def assemble(settings: AgentSettings, outcome: Outcome, detail: QueueDetail | No
     s = outcome.sections
     return Report(
         host=settings.host, agent_version=AGENT_VERSION, interval_seconds=settings.interval_seconds,
+        role=settings.role,
         generated_at=datetime.fromtimestamp(now, timezone.utc), checks=outcome.results,
         queue=queue_section(s.get("queue_counts"), detail, now, settings.top_destinations),
         delivery=s.get("delivery"), postfix=s.get("postfix"), relay=s.get("relay"),

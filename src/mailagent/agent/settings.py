@@ -12,14 +12,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import socket
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_PATH = Path("/etc/mailagent/agent.toml")
+# Postfix's "[host]:port" next-hop form (brackets: no MX lookup); IPv6 as [ipv6:2001:db8::1].
+_NEXTHOP = re.compile(r"^\[(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|ipv6:[0-9A-Fa-f:.]+)\]:(\d{1,5})$")
 ENV_PREFIX = "MAILAGENT_"
 
 
@@ -96,6 +99,24 @@ class AgentSettings(BaseModel):
     metrics_listen: str | None = Field(
         default=None, description="Serve /metrics on this loopback address:port "
         "(127.0.0.1:9391); None: no listener.")
+    role: Literal["relay", "hub"] = Field(
+        default="relay", description="What this host is, carried in every report: `relay` (a "
+        "fleet host's null client) or `hub` (the central relay the fleet hands mail to); the "
+        "collector shows hubs apart.")
+    drain_relay: str | None = Field(
+        default=None, description="Postfix next hop `mailagent drain` hands the remaining queue to "
+        "when the smarthost cannot take it before --timeout, as \"[host]:port\" "
+        "(e.g. [hub.example.net]:1587); it becomes `relayhost`, and its SASL credentials must "
+        "already be in the sasl_passwd map under that exact key. None: no handover, mail the "
+        "smarthost cannot take stays queued and drain exits 1.")
+    drain_tls: Literal["starttls", "implicit"] = Field(
+        default="starttls", description="TLS to drain_relay: `starttls` (smtp_tls_wrappermode = "
+        "no, e.g. port 1587) or `implicit` (smtp_tls_wrappermode = yes, e.g. port 1465). TLS is "
+        "always required on the handover.")
+    drain_ca_file: str | None = Field(
+        default=None, description="Absolute path of the CA certificate that signed "
+        "drain_relay's certificate; set: smtp_tls_security_level = secure with this "
+        "smtp_tls_CAfile. None: `encrypt` (TLS required, certificate not verified).")
 
     @field_validator("log_source")
     @classmethod
@@ -119,6 +140,23 @@ class AgentSettings(BaseModel):
         host, _, port = value.rpartition(":")
         if not port.isdigit() or not ipaddress.ip_address(host.strip("[]")).is_loopback:
             raise ValueError("must be a loopback address:port, e.g. 127.0.0.1:9391")
+        return value
+
+    @field_validator("drain_relay")
+    @classmethod
+    def _nexthop(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = _NEXTHOP.match(value)
+        if not match or not 1 <= int(match.group(1)) <= 65535:
+            raise ValueError('must be "[host]:port" with a port 1-65535, e.g. "[hub.example.net]:1587"')
+        return value
+
+    @field_validator("drain_ca_file")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must be an absolute path")
         return value
 
     @field_validator("checks")

@@ -27,7 +27,7 @@ def evaluate(engine: Engine, settings: AlertSettings, now: datetime) -> list[dic
         if not pg_pass_lock(conn, _PG_LOCK_ID):
             return []
         views = [_view(r) for r in conn.execute(select(
-            hosts.c.name, hosts.c.last_seen, hosts.c.interval_seconds, hosts.c.drained,
+            hosts.c.name, hosts.c.last_seen, hosts.c.interval_seconds, hosts.c.drained_at,
             hosts.c.conditions))]
         open_rows = conn.execute(select(alerts).where(alerts.c.state == "firing")).all()
         by_host: dict[str, dict[str, object]] = {}
@@ -41,7 +41,7 @@ def evaluate(engine: Engine, settings: AlertSettings, now: datetime) -> list[dic
 
 def _view(row) -> rules.HostView:
     return rules.HostView(name=row.name, last_seen=row.last_seen,
-                          interval_seconds=row.interval_seconds, drained=bool(row.drained),
+                          interval_seconds=row.interval_seconds, drained=row.drained_at is not None,
                           conditions=json.loads(row.conditions or "{}"))
 
 

@@ -68,9 +68,12 @@ def fleet_page(request: Request) -> HTMLResponse:
     fleet = store.list_hosts(collector.engine)
     for host in fleet:
         host["status"] = status_of(host)
-    firing = [a for h in fleet for a in h["open_alerts"]]
+    # A drained host's alerts resolve at the next evaluation pass; until then they are not news.
+    firing = [a for h in fleet if not h["drained"] for a in h["open_alerts"]]
     page = _env(request).get_template("fleet.html.j2").render(
         hosts=fleet, firing=firing, now=utcnow(),
+        hubs=[h for h in fleet if h["role"] == "hub"],
+        relays=[h for h in fleet if h["role"] != "hub"],
         refresh=collector.settings.dashboard_refresh_seconds,
         deferred_total=sum((h["queue"] or {}).get("deferred", 0) for h in fleet))
     return HTMLResponse(page)

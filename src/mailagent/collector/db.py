@@ -39,7 +39,10 @@ hosts = Table(
     Column("public_key", String(64), nullable=False),
     Column("registered_at", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime),
-    Column("drained", Boolean, nullable=False, default=False),
+    Column("role", String(16), nullable=False, default="relay", server_default="relay"),
+    # Set by a signed "drained" report (or the operator's token call); a later normal report
+    # from the host clears it. While set, nothing about the host alerts.
+    Column("drained_at", UTCDateTime),
     Column("interval_seconds", Float),
     # Latest figures (the summary the fleet table shows) and, per alert kind, since when its
     # condition has held: kept on the host row so listing the fleet needs no scan of reports.

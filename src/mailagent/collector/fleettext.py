@@ -14,7 +14,7 @@ def _row(host: dict, now: datetime) -> tuple[str, ...]:
     seen = host.get("last_seen")
     reasons = host.get("top_deferral_reasons") or []
     alerts = ",".join(a["kind"] for a in host.get("open_alerts", [])) or "-"
-    return (host["host"],
+    return (host["host"] + (" (hub)" if host.get("role") == "hub" else ""),
             human_age((now - datetime.fromisoformat(seen)).total_seconds()) + " ago" if seen else "never",
             str(queue.get("active", "-")), str(queue.get("deferred", "-")),
             str(queue.get("hold", "-")), human_age(host.get("oldest_age_seconds")),

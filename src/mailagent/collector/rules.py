@@ -4,12 +4,13 @@ Each report yields, per alert kind, whether its condition holds now (True), does
 or cannot be told from this report (None: the section is missing, so the last state stands).
 The host row keeps since when each condition has held; an alert fires once its condition has
 held for the kind's hold time, and resolves as soon as it stops holding. `host_silent` comes
-from the clock alone.
+from the clock alone. A drained host (emptied by `mailagent drain`, about to be removed) is out
+of service: no alert fires for it, and any open one resolves.
 
     kind                  condition (defaults in AlertSettings)
     queue_deferred        deferred queue > deferred_threshold, held deferred_for_seconds
     oldest_message        oldest queued message older than oldest_age_seconds
-    host_silent           no report for silent_intervals x the host's interval (not drained)
+    host_silent           no report for silent_intervals x the host's interval
     sasl_auth_failures    >= sasl_failures SASL auth failures at the smarthost in a report
     relay_unreachable     the relay check failed (connect, TLS or AUTH)
     bounce_rate           bounced / (sent + bounced) > bounce_rate over >= bounce_min_messages
@@ -123,6 +124,8 @@ class HostView:
 
 def firing(host: HostView, settings: AlertSettings, now: datetime) -> dict[str, str]:
     """`{kind: detail}` of every alert that should be firing for `host` at `now`."""
+    if host.drained:
+        return {}
     out: dict[str, str] = {}
     for kind, cond in host.conditions.items():
         if kind not in REPORT_RULES or kind in settings.disabled:
@@ -137,7 +140,7 @@ def firing(host: HostView, settings: AlertSettings, now: datetime) -> dict[str, 
 
 
 def _silent(host: HostView, settings: AlertSettings, now: datetime) -> str | None:
-    if host.drained or host.last_seen is None or not host.interval_seconds:
+    if host.last_seen is None or not host.interval_seconds:
         return None
     quiet = (now - host.last_seen).total_seconds()
     limit = settings.silent_intervals * host.interval_seconds

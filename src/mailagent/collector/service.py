@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from mailagent.collector import alerting, ingest, migrate, retention
 from mailagent.collector.db import make_engine, utcnow
+from mailagent.collector.keycache import KeyCache
 from mailagent.collector.leader import SqliteLeader
 from mailagent.collector.notify import Notifier
 from mailagent.collector.settings import CollectorSettings
@@ -28,7 +29,9 @@ class Collector:
         self.engine = engine or make_engine(settings.database_url)
         self.counters: Counter = Counter()
         threads = settings.writer_threads or (1 if self.engine.dialect.name == "sqlite" else 2)
-        self.writer = BatchWriter(partial(ingest.process_batch, self.engine, settings),
+        # One key cache per process, shared by its writer threads (see keycache).
+        self.writer = BatchWriter(partial(ingest.process_batch, self.engine, settings,
+                                          keys=KeyCache()),
                                   settings.batch_max, settings.max_pending_reports, threads)
         self.notifier = Notifier(settings.notify)
         self.leader = SqliteLeader(self.engine)

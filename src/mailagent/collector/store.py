@@ -41,7 +41,7 @@ def register_host(engine: Engine, name: str, public_key: str, replace: bool = Fa
         row = conn.execute(select(hosts.c.public_key).where(hosts.c.name == name)).first()
         if row is None:
             conn.execute(hosts.insert().values(name=name, public_key=public_key,
-                                               registered_at=utcnow(), drained=False))
+                                               registered_at=utcnow(), role="relay"))
             return "created"
         if row.public_key == public_key:
             return "unchanged"
@@ -54,9 +54,11 @@ def register_host(engine: Engine, name: str, public_key: str, replace: bool = Fa
 
 
 def set_drained(engine: Engine, name: str, drained: bool) -> bool:
-    """Mark a host drained (expected to go quiet: no silent alert); False if unknown."""
+    """Mark a host drained now (expected to go quiet: no alerts) or back in service; False if
+    unknown. The host's own signed "drained" report does the same through ingest."""
     with engine.begin() as conn:
-        result = conn.execute(hosts.update().where(hosts.c.name == name).values(drained=drained))
+        result = conn.execute(hosts.update().where(hosts.c.name == name)
+                              .values(drained_at=utcnow() if drained else None))
         return result.rowcount > 0
 
 
@@ -97,7 +99,9 @@ def _host_dict(row, open_alerts: list[dict]) -> dict:
         "host": row.name,
         "registered_at": row.registered_at.isoformat(),
         "last_seen": row.last_seen.isoformat() if row.last_seen else None,
-        "drained": bool(row.drained),
+        "role": row.role,
+        "drained": row.drained_at is not None,
+        "drained_at": row.drained_at.isoformat() if row.drained_at else None,
         "interval_seconds": row.interval_seconds,
         "queue": queue.get("counts"),
         "oldest_age_seconds": queue.get("oldest_age_seconds"),
@@ -108,7 +112,8 @@ def _host_dict(row, open_alerts: list[dict]) -> dict:
 
 
 def list_hosts(engine: Engine) -> list[dict]:
-    """Every registered host with its latest figures and open alerts, by name."""
+    """Every registered host with its latest figures and open alerts, by name (hubs too:
+    `role` tells them apart)."""
     with engine.connect() as conn:
         rows = conn.execute(select(hosts).order_by(hosts.c.name)).all()
         firing = conn.execute(select(alerts).where(alerts.c.state == "firing")).all()

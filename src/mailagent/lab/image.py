@@ -234,10 +234,10 @@ MASK = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "e2sc
         "fstrim.timer")
 
 
-def _debootstrap(run, root: Path, mirrors: Mirrors) -> None:
+def _debootstrap(run, root: Path, mirrors: Mirrors, packages=PACKAGES) -> None:
     paths.debs_dir().mkdir(parents=True, exist_ok=True)
     run([
-        "debootstrap", f"--arch={ARCH}", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+        "debootstrap", f"--arch={ARCH}", "--variant=minbase", f"--include={','.join(packages)}",
         f"--cache-dir={paths.debs_dir()}", SUITE, str(root), mirrors.main,
     ])
 

@@ -72,12 +72,18 @@ def pidfile(state: dict, name: str) -> Path:
     return Path(state["lab_dir"]) / f"{name}.pid"
 
 
+HUB_PORTS = (1587, 1465)
+
+
 def qemu_command(state: dict, name: str) -> list[str]:
     """The QEMU command line for VM `name` (pure: reads nothing)."""
     entry = lab_state.host(state, name)
     image, accel = image_of(state), state["accel"]
     fwd = (f"hostfwd=tcp:{entry['ssh_host']}:{entry['ssh_port']}-:22,"
            f"hostfwd=tcp:{entry['ssh_host']}:{entry['smtp_port']}-:25")
+    # The hub's submission ports sit on the host's loopback at the same numbers, so fleet guests
+    # reach hub.lab.mailagent.test (the gateway) on them, like the sink's fixed ports.
+    fwd += "".join(f",hostfwd=tcp:127.0.0.1:{port}-:{port}" for port in HUB_PORTS if entry["group"] == "hub")
     cpu = ["-cpu", "host,-arch-capabilities"] if accel == "kvm" else []
     return [
         "qemu-system-x86_64", "-name", name, "-accel", accel, *cpu,

@@ -39,6 +39,24 @@ class FallbackRelay(BaseModel):
     port: int = Field(ge=1, le=65535, description="Its port; the TLS mode must match the primary relay's.")
 
 
+class DrainRelay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(description="Host name of the hub (or other relay) `mailagent drain` hands "
+                      "the queue to when the smarthost cannot take it before the drain timeout.")
+    port: int = Field(1587, ge=1, le=65535, description="Its port; 465, 1465 and 2465 mean implicit "
+                      "TLS, others STARTTLS.")
+    ca_pem: str | None = Field(None, description="PEM of the CA that signed its certificate; default: "
+                               "the relay's `ca_pem`, else the project CA (`mailagent_pki_dir`).")
+    username: str | None = Field(None, description="Login there; default: this host's hub login "
+                                 "(its inventory name), with the password the deploy derives.")
+    password: SecretStr | None = Field(None, description="Default: the derived hub password.")
+
+    @property
+    def tls(self) -> str:
+        return "implicit" if self.port in (465, 1465, 2465) else "starttls"
+
+
 class RelayProfile(BaseModel):
     """Everything a relay-only Postfix needs to know about its smarthost."""
 
@@ -163,6 +181,12 @@ class RelayProfile(BaseModel):
         default_factory=list,
         description="Smarthosts tried when the primary fails (`smtp_fallback_relay`), same TLS "
         "mode and credentials map.",
+    )
+    drain_relay: DrainRelay | None = Field(
+        None,
+        description="Where `mailagent drain` hands mail the smarthost could not take before the "
+        "host is removed (usually the fleet's hub); the deploy adds its credentials to the "
+        "SASL map and tells the agent. Set for every relay by inventories with a `hub` group.",
     )
     sasl_mechanisms: list[str] = Field(
         default_factory=list,

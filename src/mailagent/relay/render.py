@@ -18,6 +18,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 DEBIAN_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 RHEL_CA_BUNDLE = "/etc/pki/tls/certs/ca-bundle.crt"
 PRIVATE_CA_PATH = "/etc/postfix/relay-ca.pem"
+DRAIN_CA_PATH = "/etc/postfix/drain-ca.pem"
 # Debian ships tlsproxy commented out; TLS connection reuse needs it.
 TLSPROXY_ENTRY = "tlsproxy  unix  -       -       y       -       0       tlsproxy"
 SYSTEM_ACCOUNTS = ("root", "postmaster", "abuse", "MAILER-DAEMON", "nobody", "www-data")
@@ -53,7 +54,7 @@ def render(profile: RelayProfile, target: Target) -> dict[str, str]:
     relayhost = destination(profile.host, profile.port)
     fallbacks = [destination(f.host, f.port) for f in profile.fallback_relays]
     files = {
-        "sasl_passwd": _sasl_passwd(profile, [relayhost, *fallbacks]),
+        "sasl_passwd": _sasl_passwd(profile, [relayhost, *fallbacks]) + _drain_passwd(profile),
         "generic": _map(_generic_entries(profile, target)),
         "virtual": _map({name: profile.forward_root_to for name in SYSTEM_ACCOUNTS}
                         if profile.forward_root_to else {}),
@@ -61,6 +62,8 @@ def render(profile: RelayProfile, target: Target) -> dict[str, str]:
     }
     if profile.ca_pem:
         files["relay-ca.pem"] = profile.ca_pem.strip() + "\n"
+    if profile.drain_relay and (profile.drain_relay.ca_pem or profile.ca_pem):
+        files["drain-ca.pem"] = (profile.drain_relay.ca_pem or profile.ca_pem).strip() + "\n"
     files["main.cf"] = _main_cf(profile, target, relayhost, fallbacks, files)
     files["relay.json"] = relay_settings(profile, target)
     return {name: content for name, content in files.items() if content or name == "main.cf"}
@@ -98,6 +101,7 @@ def relay_settings(profile: RelayProfile, target: Target) -> str:
         "username": profile.username,
         "relayhost": destination(profile.host, profile.port),
         "hints": profile.preset.hints,
+        "drain": drain_settings(profile, target),
     }
     return json.dumps(settings, indent=2, sort_keys=True) + "\n"
 
@@ -117,6 +121,23 @@ def _sasl_passwd(profile: RelayProfile, destinations: list[str]) -> str:
         return ""
     secret = profile.secret() or ""
     return _map({dest: f"{profile.username}:{secret}" for dest in destinations})
+
+
+def _drain_passwd(profile: RelayProfile) -> str:
+    drain = profile.drain_relay
+    if not drain or not drain.username or not drain.password:
+        return ""
+    return _map({destination(drain.host, drain.port):
+                 f"{drain.username}:{drain.password.get_secret_value()}"})
+
+
+def drain_settings(profile: RelayProfile, target: Target) -> dict | None:
+    """What `mailagent drain` switches Postfix to (the agent's drain_* settings)."""
+    drain = profile.drain_relay
+    if not drain:
+        return None
+    ca = DRAIN_CA_PATH if (drain.ca_pem or profile.ca_pem) else target.ca_bundle
+    return {"relay": destination(drain.host, drain.port), "tls": drain.tls, "ca_file": ca}
 
 
 def _generic_entries(profile: RelayProfile, target: Target) -> dict[str, str]:
