@@ -148,13 +148,28 @@ def test_lab_inventory_groups_and_sink_ports(tmp_path, monkeypatch):
                      "ca_cert": str(tmp_path / "ca.pem")}
     lab_state.save(state)
     monkeypatch.setenv("MAILAGENT_LAB_DIR", str(tmp_path))
-    inventory = runpy.run_path(str(REPO / "inventories/lab.py"))
-    groups = {k: v for k, v in inventory.items() if isinstance(v, list | tuple) and not k.startswith("_")}
+    monkeypatch.setenv("MAILAGENT_LAB_VIA", "sink")
+    groups = _groups()
     assert sorted(groups) == ["hub", "relays"]
     relays = dict(groups["relays"])
     assert [relays[f"relay{i}"]["relay"]["port"] for i in (1, 2, 3, 4)] == [2587, 2465, 2525, 2587]
     assert relays["relay1"]["relay"]["ca_pem"].startswith("-----BEGIN")
-    assert relays["relay1"]["ssh_user"] == "root" and "relay" not in dict(groups["hub"])["hub"]
+    assert relays["relay1"]["relay"]["drain_relay"] == {"host": "hub.lab.mailagent.test", "port": 1587}
+    assert relays["relay1"]["mailagent_pki_dir"] == str(tmp_path)
+    hub = dict(groups["hub"])["hub"]
+    assert relays["relay1"]["ssh_user"] == "root" and hub["relay"]["port"] == 2587
+    assert hub["hub_server"] == {"names": ["hub.lab.mailagent.test"]}
+    # By default a lab with a hub sends the relays' mail through it, alternating its two ports.
+    monkeypatch.delenv("MAILAGENT_LAB_VIA")
+    relays = dict(_groups()["relays"])
+    assert [(relays[f"relay{i}"]["relay"]["provider"], relays[f"relay{i}"]["relay"]["port"])
+            for i in (1, 2, 3)] == [("hub", 1587), ("hub", 1465), ("hub", 1587)]
+    assert "password" not in relays["relay1"]["relay"]  # derived by the deploy, never in the inventory
+
+
+def _groups() -> dict:
+    inventory = runpy.run_path(str(REPO / "inventories/lab.py"))
+    return {k: v for k, v in inventory.items() if isinstance(v, list | tuple) and not k.startswith("_")}
 
 
 # --- real VMs ---------------------------------------------------------------------------------
