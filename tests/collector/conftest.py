@@ -15,7 +15,9 @@ import pytest
 import uvicorn
 
 from mailagent import signing
+from mailagent.collector import migrate
 from mailagent.collector.app import create_app
+from mailagent.collector.db import make_engine
 from mailagent.collector.settings import CollectorSettings
 from mailagent.report import (CheckResult, DeliverySection, QueueCounts, QueueSection, Report,
                               SpoolSection)
@@ -145,3 +147,12 @@ def web1(tmp_path) -> HostIdentity:
 @pytest.fixture
 def web2(tmp_path) -> HostIdentity:
     return HostIdentity("web2.example.org", tmp_path)
+
+
+@pytest.fixture
+def engine(database_url):
+    """A migrated engine on `database_url` (SQLite or the test PostgreSQL), disposed afterwards."""
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()

@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from mailagent import signing
-from mailagent.collector import ingest, migrate, store
-from mailagent.collector.db import make_engine
+from mailagent.collector import ingest, store
 from mailagent.collector.keycache import HostKey, KeyCache, verify
 from mailagent.collector.settings import CollectorSettings
 
@@ -83,14 +82,6 @@ def test_cache_parses_a_key_once_and_follows_a_new_one(web1, web2):
     assert cache.remember(web1.name, web1.public_key) is first
     replaced = cache.remember(web1.name, web2.public_key)
     assert replaced.text == web2.public_key and cache.get(web1.name) is replaced
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _post(engine, keys: KeyCache, host: HostIdentity, signer=None) -> ingest.Outcome:

@@ -11,20 +11,12 @@ from sqlalchemy import func, select
 
 from mailagent import signing
 from mailagent.collector import ingest, migrate, retention, store
-from mailagent.collector.db import make_engine, metadata, nonces, report_hourly, reports
+from mailagent.collector.db import metadata, nonces, report_hourly, reports
 from mailagent.collector.settings import CollectorSettings
 
 from .conftest import TOKEN
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _submit(engine, host, report, at=None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -53,3 +54,14 @@ def restart_sink(state: dict) -> None:
     ports = state["sink"]["ports"]
     sink.spawn(Path(state["lab_dir"]), bind=state["sink"]["bind"], hostname=state["sink"]["hostname"],
                starttls_ports=ports["starttls"], implicit_ports=ports["implicit"])
+
+
+def changed_operations(output: str) -> dict[str, str]:
+    """Rows of pyinfra's results table whose Success (changed) column is not empty."""
+    rows = output.partition("--> Results:")[2].splitlines()
+    changed = {}
+    for row in rows[2:]:
+        cells = re.split(r"\s{2,}", row.strip())
+        if len(cells) == 5 and not cells[0].startswith("Grand total") and cells[2] != "-":
+            changed[cells[0]] = cells[2]
+    return changed

@@ -14,7 +14,7 @@ import pytest
 
 from mailagent.lab import sink, ssh, vm
 from mailagent.lab.mail import delay_reasons, flush, queue, send_mail, wait_deferred, wait_received
-from tests.lab.helpers import deploy, restart_sink
+from tests.lab.helpers import changed_operations, deploy, restart_sink
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1800)]
 
@@ -163,13 +163,3 @@ def agents(state, action: str) -> None:
         rc, out, err = ssh.run(state, host, f"systemctl {action} mailagent")
         assert rc == 0, out + err
 
-
-def changed_operations(output: str) -> dict[str, str]:
-    """Rows of pyinfra's results table whose Success (changed) column is not empty."""
-    rows = output.partition("--> Results:")[2].splitlines()
-    changed = {}
-    for row in rows[2:]:
-        cells = re.split(r"\s{2,}", row.strip())
-        if len(cells) == 5 and not cells[0].startswith("Grand total") and cells[2] != "-":
-            changed[cells[0]] = cells[2]
-    return changed

@@ -10,7 +10,6 @@ finalizer tears down too, so a failure anywhere leaves nothing running either.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,7 @@ from mailagent.vagrantlab import box as vbox
 from mailagent.vagrantlab.netns import reap_stale
 from mailagent.vagrantlab.session import VagrantSession
 from roles.mailagent.wheels import build_wheels
+from tests.lab.helpers import changed_operations
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
 
@@ -107,16 +107,6 @@ def test_destroy_and_teardown_leave_nothing(deployed):
     assert not session.folder.exists()
     assert _processes_mentioning(str(session.folder)) == []
 
-
-def changed_operations(output: str) -> dict[str, str]:
-    """Rows of pyinfra's results table whose Success (changed) column is not empty."""
-    rows = output.partition("--> Results:")[2].splitlines()
-    changed = {}
-    for row in rows[2:]:
-        cells = re.split(r"\s{2,}", row.strip())
-        if len(cells) == 5 and not cells[0].startswith("Grand total") and cells[2] != "-":
-            changed[cells[0]] = cells[2]
-    return changed
 
 
 def _processes_mentioning(marker: str) -> list[int]:
