@@ -26,15 +26,13 @@ from datetime import datetime
 
 from pydantic import ValidationError
 from pydantic_core import from_json
-from sqlalchemy import ARRAY, any_, bindparam, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from mailagent import signing
-from mailagent.collector import keycache, rules, summary
-from mailagent.collector.db import hosts, nonces, reports
+from mailagent.collector import batchstore, keycache, rules, summary
+from mailagent.collector.batchstore import HostRow
 from mailagent.collector.keycache import HostKey, KeyCache
 from mailagent.collector.settings import CollectorSettings
-from mailagent.collector.upsert import insert_ignore
 from mailagent.report import Report
 
 
@@ -80,50 +78,25 @@ def process_batch(engine: Engine, settings: CollectorSettings, batch: list[Submi
 
     Signatures are checked and bodies parsed first, outside the transaction, with the keys
     in `keys` (a process-wide cache), so the database is held only for the writes. Inside,
-    every host's key is read again; a report checked with any other key is checked again.
+    every host's row is read again and held until the commit (see batchstore); a report
+    checked with any other key than the one registered now is checked again.
     """
     keys = KeyCache() if keys is None else keys
     checked = [_precheck(s, keys, settings) for s in batch]
-    with engine.begin() as conn:
-        known = _load_hosts(conn, {c.host for c in checked if c.host})
+    with batchstore.transaction(engine) as tx:
+        known = tx.lock_hosts(sorted({c.host for c in checked if c.host}))
         for item in checked:
             _confirm(item, known, keys, settings)
-        _refuse_replays(conn, checked)
+        _refuse_replays(tx, checked)
         for item in checked:
             if item.outcome is None:
                 item.outcome = item.parsed
-        _store(conn, [c for c in checked if c.outcome.outcome == "accepted"], known, settings)
+        _store(tx, [c for c in checked if c.outcome.outcome == "accepted"], known, settings)
     return [c.outcome for c in checked]
 
 
 def _host_header(sub: Submission) -> str:
     return sub.headers.get(signing.H_HOST.lower(), "")
-
-
-# The batch's statements are built once: composing one and its cache key costs more CPU than
-# SQLite takes to run it. Host rows are looked up with `IN (...)`, and on PostgreSQL with
-# `= ANY(array)`: one parameter whatever the count, so psycopg parses the text once (see upsert).
-_HOST_COLUMNS = select(hosts.c.name, hosts.c.public_key, hosts.c.latest, hosts.c.conditions,
-                       hosts.c.interval_seconds, hosts.c.role, hosts.c.drained_at)
-_HOST_ROWS = {
-    "postgresql": _HOST_COLUMNS.where(
-        hosts.c.name == any_(bindparam("names", type_=ARRAY(hosts.c.name.type)))),
-    "other": _HOST_COLUMNS.where(hosts.c.name.in_(bindparam("names", expanding=True))),
-}
-_ADVANCE = hosts.update().where(hosts.c.name == bindparam("b_name")).values(
-    last_seen=bindparam("b_seen"), latest=bindparam("b_latest"),
-    conditions=bindparam("b_conds"), interval_seconds=bindparam("b_interval"),
-    role=bindparam("b_role"), drained_at=bindparam("b_drained_at"))
-
-
-def _load_hosts(conn: Connection, names: set[str]) -> dict[str, dict]:
-    query = _HOST_ROWS.get(conn.dialect.name, _HOST_ROWS["other"])
-    rows = conn.execute(query, {"names": sorted(n for n in names if n)})
-    # pydantic's JSON parser reads these rows the same as json.loads, about 4x faster.
-    return {r.name: {"public_key": r.public_key, "latest": from_json(r.latest or "null"),
-                     "conditions": from_json(r.conditions or "{}"),
-                     "interval": r.interval_seconds, "role": r.role,
-                     "drained_at": r.drained_at} for r in rows}
 
 
 def _precheck(sub: Submission, keys: KeyCache, settings: CollectorSettings) -> _Checked:
@@ -138,12 +111,12 @@ def _precheck(sub: Submission, keys: KeyCache, settings: CollectorSettings) -> _
     return item
 
 
-def _confirm(item: _Checked, known: dict[str, dict], keys: KeyCache,
+def _confirm(item: _Checked, known: dict[str, HostRow], keys: KeyCache,
              settings: CollectorSettings) -> None:
     """Settle the signature check against the key registered now (read in the transaction)."""
     if item.outcome is not None:
         return
-    text = known[item.host]["public_key"] if item.host in known else None
+    text = known[item.host].public_key if item.host in known else None
     if text != item.key_text:
         _verify(item, keys.remember(item.host, text) if text is not None else None, settings)
     item.outcome = item.verdict
@@ -166,7 +139,7 @@ def _verify(item: _Checked, key: HostKey | None, settings: CollectorSettings) ->
         item.parsed = _validate(item)
 
 
-def _refuse_replays(conn: Connection, checked: list[_Checked]) -> None:
+def _refuse_replays(tx, checked: list[_Checked]) -> None:
     """Record the nonces of authenticated requests; refuse any already seen (DB-enforced, so
     replicas sharing one database refuse replays between them too)."""
     fresh: dict[tuple[str, str], _Checked] = {}
@@ -179,9 +152,7 @@ def _refuse_replays(conn: Connection, checked: list[_Checked]) -> None:
             fresh[(item.host, item.nonce)] = item
     if not fresh:
         return
-    rows = [{"host": h, "nonce": n, "seen_at": it.sub.received_at}
-            for (h, n), it in sorted(fresh.items())]
-    stored = insert_ignore(conn, nonces, rows, ("host", "nonce"))
+    stored = tx.insert_nonces([(h, n, it.sub.received_at) for (h, n), it in sorted(fresh.items())])
     for key, item in fresh.items():
         if key not in stored:
             item.outcome = Outcome(409, "replayed", "nonce already used")
@@ -203,7 +174,7 @@ def _validate(item: _Checked) -> Outcome:
     return Outcome(200, "accepted", {"report_id": rid})
 
 
-def _store(conn: Connection, items: list[_Checked], known: dict[str, dict],
+def _store(tx, items: list[_Checked], known: dict[str, HostRow],
            settings: CollectorSettings) -> None:
     rows, first = [], {}
     for item in items:
@@ -214,30 +185,31 @@ def _store(conn: Connection, items: list[_Checked], known: dict[str, dict],
         first[rid] = item
         rows.append(item.row)
     rows.sort(key=lambda row: row["id"])  # one lock order for concurrent batches
-    stored = {k[0] for k in insert_ignore(conn, reports, rows, ("id",))}
+    stored = tx.insert_reports(rows) if rows else set()
     for rid, item in first.items():
         if rid not in stored:
             item.outcome = Outcome(200, "duplicate", {"report_id": rid})
-    _advance_hosts(conn, [item for rid, item in first.items() if rid in stored],
+    _advance_hosts(tx, [item for rid, item in first.items() if rid in stored],
                    known, settings)
 
 
-def _advance_hosts(conn: Connection, items: list[_Checked], known: dict[str, dict],
+def _advance_hosts(tx, items: list[_Checked], known: dict[str, HostRow],
                    settings: CollectorSettings) -> None:
     """Move each host's latest figures and alert conditions forward, oldest report first;
     a late spooled report older than the latest only adds history."""
     by_host: dict[str, list[_Checked]] = {}
     for item in sorted(items, key=lambda i: i.report.generated_at):
         by_host.setdefault(item.host, []).append(item)
-    # Rows are updated in name order so concurrent batches (PostgreSQL) cannot deadlock.
     updates = [_advance_one(host, by_host[host], known[host], settings) for host in sorted(by_host)]
     if updates:
-        conn.execute(_ADVANCE, updates)
+        tx.update_hosts(updates)
 
 
-def _advance_one(host: str, mine: list[_Checked], state: dict, settings: CollectorSettings) -> dict:
-    latest, conds, interval = state["latest"], state["conditions"], state["interval"]
-    role, drained_at = state["role"], state["drained_at"]
+def _advance_one(host: str, mine: list[_Checked], state: HostRow,
+                 settings: CollectorSettings) -> dict:
+    # pydantic's JSON parser reads these the same as json.loads, about 4x faster.
+    latest, conds = from_json(state.latest or "null"), from_json(state.conditions or "{}")
+    interval, role, drained_at = state.interval_seconds, state.role, state.drained_at
     for item in mine:
         when = item.report.generated_at
         if latest and when <= datetime.fromisoformat(latest["generated_at"]):
@@ -246,9 +218,9 @@ def _advance_one(host: str, mine: list[_Checked], state: dict, settings: Collect
         conds = rules.advance(conds, rules.evaluate_report(item.report, settings.alerts), when)
         interval, role = item.report.interval_seconds, item.report.role
         drained_at = drained_after(drained_at, item.report)
-    return {"b_name": host, "b_seen": max(i.sub.received_at for i in mine),
-            "b_latest": json.dumps(latest), "b_conds": json.dumps(conds), "b_interval": interval,
-            "b_role": role, "b_drained_at": drained_at}
+    return {"name": host, "last_seen": max(i.sub.received_at for i in mine),
+            "latest": json.dumps(latest), "conditions": json.dumps(conds),
+            "interval_seconds": interval, "role": role, "drained_at": drained_at}
 
 
 def drained_after(drained_at: datetime | None, report: Report) -> datetime | None:

@@ -28,11 +28,11 @@ class Collector:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.counters: Counter = Counter()
-        threads = settings.writer_threads or (1 if self.engine.dialect.name == "sqlite" else 2)
         # One key cache per process, shared by its writer threads (see keycache).
         self.writer = BatchWriter(partial(ingest.process_batch, self.engine, settings,
                                           keys=KeyCache()),
-                                  settings.batch_max, settings.max_pending_reports, threads)
+                                  settings.batch_max, settings.max_pending_reports,
+                                  settings.writer_threads)
         self.notifier = Notifier(settings.notify)
         self.leader = SqliteLeader(self.engine)
         self._timers: list[asyncio.Task] = []

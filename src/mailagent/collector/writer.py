@@ -18,6 +18,7 @@ from typing import Callable
 
 from sqlalchemy.exc import OperationalError
 
+from mailagent.collector.batchstore import StorageUnavailable
 from mailagent.collector.ingest import Outcome, Submission
 
 log = logging.getLogger("mailagent.collector.writer")
@@ -96,6 +97,8 @@ class BatchWriter:
         bad report cannot sink the others."""
         try:
             return self._process(subs)
+        except StorageUnavailable as exc:
+            log.error("storing a batch of %d reports failed: %s", len(subs), exc)
         except OperationalError as exc:
             log.error("storing a batch of %d reports failed: %s", len(subs), exc.orig or exc)
         except Exception:  # noqa: BLE001 - any storage failure must become an answer
