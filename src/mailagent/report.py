@@ -39,7 +39,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 ShortText = Annotated[str, StringConstraints(max_length=512)]
 ErrorText = Annotated[str, StringConstraints(max_length=MAX_ERROR_CHARS)]
 Count = Annotated[int, Field(ge=0)]
-Seconds = Annotated[float, Field(ge=0)]
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 DsnCode = Annotated[str, StringConstraints(pattern=r"^[245]\.\d{1,3}\.\d{1,3}$")]
 
 

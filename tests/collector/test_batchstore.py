@@ -10,8 +10,9 @@ import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from mailagent import signing
 from mailagent.collector import ingest, migrate, store
@@ -110,3 +111,28 @@ def test_a_database_that_stays_locked_answers_the_batch_503(tmp_path, web1):
     with engine.connect() as conn:
         assert conn.execute(select(reports.c.id)).all() == []  # and it can be resent
     engine.dispose()
+
+
+def test_ingest_recovers_when_postgresql_drops_its_connections(make_server, postgres, web1):
+    """Ingest does not test pooled connections before each batch; when the server drops them
+    (a restart, a failover) the batch that finds out is answered 503 (the agent resends it)
+    and the next one gets a fresh connection."""
+    url = postgres.create_database("t_drop")
+    server = make_server(url)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert web1.register(client).status_code == 200
+        assert web1.post(client).status_code == 200
+        admin = make_engine(url)
+        try:
+            with admin.connect() as conn:
+                dropped = conn.execute(text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = 't_drop' AND pid <> pg_backend_pid()")).scalar()
+            assert dropped >= 1
+            statuses = [web1.post(client).status_code for _ in range(3)]
+            assert statuses[0] in (200, 503) and statuses[1:] == [200, 200]
+            with admin.connect() as conn:
+                stored = len(conn.execute(select(reports.c.id)).all())
+            assert stored == 1 + statuses.count(200)
+        finally:
+            admin.dispose()

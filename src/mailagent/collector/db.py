@@ -115,14 +115,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL and a busy timeout on every connection."""
+def make_engine(url: str, ping: bool = True) -> Engine:
+    """An engine for `url`; SQLite gets WAL and a busy timeout on every connection. `ping`
+    tests each pooled PostgreSQL connection as it is checked out (one round trip)."""
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=ping, pool_size=5, max_overflow=5)
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -83,16 +83,39 @@ def process_batch(engine: Engine, settings: CollectorSettings, batch: list[Submi
     """
     keys = KeyCache() if keys is None else keys
     checked = [_precheck(s, keys, settings) for s in batch]
+    # Nonces of requests that verified with the cached key are claimed as the transaction
+    # opens, in the same round trip; any left (the cache was cold or stale) right after.
+    early = _first_per_nonce([c for c in checked if c.outcome is None and c.verdict is None])
     with batchstore.transaction(engine) as tx:
-        known = tx.lock_hosts(sorted({c.host for c in checked if c.host}))
+        known, claimed = tx.open(sorted({c.host for c in checked if c.host}), _nonce_rows(early))
         for item in checked:
             _confirm(item, known, keys, settings)
-        _refuse_replays(tx, checked)
-        for item in checked:
-            if item.outcome is None:
-                item.outcome = item.parsed
-        _store(tx, [c for c in checked if c.outcome.outcome == "accepted"], known, settings)
+        authenticated = [c for c in checked if c.outcome is None]
+        first = _first_per_nonce(authenticated)
+        late = {key: item for key, item in first.items() if key not in early}
+        if late:
+            claimed |= tx.claim_nonces(_nonce_rows(late))
+        for item in authenticated:  # DB-enforced, so replicas refuse each other's replays too
+            key = (item.host, item.nonce)
+            item.outcome = item.parsed if first[key] is item and key in claimed else \
+                Outcome(409, "replayed", "nonce already used")
+        # A nonce claimed for a request refused after all (its key changed meanwhile) is given
+        # back: nothing of a refused request is kept.
+        forget = sorted(key for key in early if key in claimed and key not in first)
+        _store(tx, [c for c in checked if c.outcome.outcome == "accepted"], known, settings,
+               forget)
     return [c.outcome for c in checked]
+
+
+def _first_per_nonce(items: list[_Checked]) -> dict[tuple[str, str], _Checked]:
+    first: dict[tuple[str, str], _Checked] = {}
+    for item in items:
+        first.setdefault((item.host, item.nonce), item)
+    return first
+
+
+def _nonce_rows(items: dict[tuple[str, str], _Checked]) -> list[tuple]:
+    return [(host, nonce, item.sub.received_at) for (host, nonce), item in sorted(items.items())]
 
 
 def _host_header(sub: Submission) -> str:
@@ -139,25 +162,6 @@ def _verify(item: _Checked, key: HostKey | None, settings: CollectorSettings) ->
         item.parsed = _validate(item)
 
 
-def _refuse_replays(tx, checked: list[_Checked]) -> None:
-    """Record the nonces of authenticated requests; refuse any already seen (DB-enforced, so
-    replicas sharing one database refuse replays between them too)."""
-    fresh: dict[tuple[str, str], _Checked] = {}
-    for item in checked:
-        if item.outcome is not None:
-            continue
-        if (item.host, item.nonce) in fresh:
-            item.outcome = Outcome(409, "replayed", "nonce already used")
-        else:
-            fresh[(item.host, item.nonce)] = item
-    if not fresh:
-        return
-    stored = tx.insert_nonces([(h, n, it.sub.received_at) for (h, n), it in sorted(fresh.items())])
-    for key, item in fresh.items():
-        if key not in stored:
-            item.outcome = Outcome(409, "replayed", "nonce already used")
-
-
 def _validate(item: _Checked) -> Outcome:
     try:
         item.report = report = Report.from_wire(item.sub.body)
@@ -174,8 +178,14 @@ def _validate(item: _Checked) -> Outcome:
     return Outcome(200, "accepted", {"report_id": rid})
 
 
-def _store(tx, items: list[_Checked], known: dict[str, HostRow],
-           settings: CollectorSettings) -> None:
+def _store(tx, items: list[_Checked], known: dict[str, HostRow], settings: CollectorSettings,
+           forget: list[tuple[str, str]]) -> None:
+    """Store the accepted reports (each id once) and move their hosts forward, then commit.
+
+    The host updates are worked out before the database says which ids were new, so the
+    commit rides with the writes: a report stored before (an honest resend) is never newer
+    than its host's latest figures, which already took it in, so it changes nothing there
+    but `last_seen` (the host was seen)."""
     rows, first = [], {}
     for item in items:
         rid = str(item.report.report_id)
@@ -185,24 +195,21 @@ def _store(tx, items: list[_Checked], known: dict[str, HostRow],
         first[rid] = item
         rows.append(item.row)
     rows.sort(key=lambda row: row["id"])  # one lock order for concurrent batches
-    stored = tx.insert_reports(rows) if rows else set()
+    stored = tx.finish(rows, _host_updates(list(first.values()), known, settings), forget)
     for rid, item in first.items():
         if rid not in stored:
             item.outcome = Outcome(200, "duplicate", {"report_id": rid})
-    _advance_hosts(tx, [item for rid, item in first.items() if rid in stored],
-                   known, settings)
 
 
-def _advance_hosts(tx, items: list[_Checked], known: dict[str, HostRow],
-                   settings: CollectorSettings) -> None:
-    """Move each host's latest figures and alert conditions forward, oldest report first;
-    a late spooled report older than the latest only adds history."""
+def _host_updates(items: list[_Checked], known: dict[str, HostRow],
+                  settings: CollectorSettings) -> list[dict]:
+    """Each host's latest figures and alert conditions moved forward, oldest report first;
+    a late spooled report older than the latest only adds history. In name order, so
+    concurrent batches take the rows' locks in one order."""
     by_host: dict[str, list[_Checked]] = {}
     for item in sorted(items, key=lambda i: i.report.generated_at):
         by_host.setdefault(item.host, []).append(item)
-    updates = [_advance_one(host, by_host[host], known[host], settings) for host in sorted(by_host)]
-    if updates:
-        tx.update_hosts(updates)
+    return [_advance_one(host, by_host[host], known[host], settings) for host in sorted(by_host)]
 
 
 def _advance_one(host: str, mine: list[_Checked], state: HostRow,

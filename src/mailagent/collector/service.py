@@ -27,12 +27,17 @@ class Collector:
     def __init__(self, settings: CollectorSettings, engine: Engine | None = None):
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
+        # Ingest takes a connection per batch: testing it first would add a round trip to
+        # every batch, so its own pool skips that and replaces a connection that failed.
+        self.ingest_engine = self.engine if self.engine.dialect.name == "sqlite" else make_engine(
+            self.engine.url.render_as_string(hide_password=False), ping=False)
         self.counters: Counter = Counter()
         # One key cache per process, shared by its writer threads (see keycache).
-        self.writer = BatchWriter(partial(ingest.process_batch, self.engine, settings,
+        self.writer = BatchWriter(partial(ingest.process_batch, self.ingest_engine, settings,
                                           keys=KeyCache()),
                                   settings.batch_max, settings.max_pending_reports,
-                                  settings.writer_threads)
+                                  settings.writer_threads or (1 if self.engine.dialect.name ==
+                                                              "sqlite" else 2))
         self.notifier = Notifier(settings.notify)
         self.leader = SqliteLeader(self.engine)
         self._timers: list[asyncio.Task] = []
@@ -57,6 +62,7 @@ class Collector:
         await self.writer.stop()
         await asyncio.to_thread(self.notifier.stop)
         self.leader.release()
+        self.ingest_engine.dispose()
         self.engine.dispose()
 
     async def submit(self, sub: ingest.Submission) -> ingest.Outcome:
