@@ -36,8 +36,7 @@ class Collector:
         self.writer = BatchWriter(partial(ingest.process_batch, self.ingest_engine, settings,
                                           keys=KeyCache()),
                                   settings.batch_max, settings.max_pending_reports,
-                                  settings.writer_threads or (1 if self.engine.dialect.name ==
-                                                              "sqlite" else 2))
+                                  settings.writer_threads)
         self.notifier = Notifier(settings.notify)
         self.leader = SqliteLeader(self.engine)
         self._timers: list[asyncio.Task] = []

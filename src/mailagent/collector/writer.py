@@ -1,9 +1,9 @@
 """Group commit: reports arriving together are checked and stored in one transaction.
 
 Requests wait on a future while a writer thread takes everything queued (up to `batch_max`)
-and commits it at once. SQLite has one writer (it allows no more); PostgreSQL gets several,
-so one batch's round trips and commit overlap the next one's. Under load this turns hundreds of small transactions into
-a few large ones; when idle a batch is one report and adds no delay. A request is answered
+and commits it at once (`threads` writers per process: one by default, which makes the
+largest batches). Under load this turns hundreds of small transactions into a few large
+ones; when idle a batch is one report and adds no delay. A request is answered
 only after its batch committed, so 200 always means stored. Past `max_pending` queued reports
 new ones are answered 503 at once: agents keep them in their spool and retry later, which
 keeps the latency of what is accepted bounded.
