@@ -7,9 +7,11 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import func, select
 
 from mailagent import signing
 from mailagent.collector import ingest, store
+from mailagent.collector.db import nonces
 from mailagent.collector.keycache import HostKey, KeyCache, verify
 from mailagent.collector.settings import CollectorSettings
 
@@ -102,6 +104,8 @@ def test_a_key_replaced_elsewhere_takes_effect_at_once(engine, web1, tmp_path):
     rotated = HostIdentity(web1.name, tmp_path / "rotated")
     store.register_host(engine, web1.name, rotated.public_key, replace=True)
     assert _post(engine, keys, web1).outcome == "bad_signature"  # old key: refused
+    with engine.connect() as conn:  # and its nonce, claimed on the cached key, given back
+        assert conn.execute(select(func.count()).select_from(nonces)).scalar() == 1
     assert _post(engine, keys, web1, signer=rotated).outcome == "accepted"
     assert keys.get(web1.name).text == rotated.public_key
 
