@@ -7,8 +7,8 @@ import threading
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
+from mailagent.collector.batchstore import StorageUnavailable
 from mailagent.collector.ingest import Outcome, Submission
 from mailagent.collector.writer import BatchWriter
 
@@ -67,7 +67,7 @@ def test_database_down_answers_the_batch_503_without_retrying_each():
 
     def process(batch):
         calls.append(len(batch))
-        raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+        raise StorageUnavailable("database is locked")
 
     async def main():
         writer = BatchWriter(process, batch_max=10)

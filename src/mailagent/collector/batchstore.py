@@ -28,13 +28,14 @@ import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterator
 
 from sqlalchemy import String
 from sqlalchemy.engine import Engine
 
-from mailagent.collector.db import UTCDateTime, hosts, nonces, reports
+from mailagent.collector.db import (UTCDateTime, aware_utc, hosts, naive_utc, nonces,
+                                    reports)
 
 # The reports columns in the order the statements below name them.
 REPORT_COLUMNS = tuple(c.name for c in reports.columns)
@@ -60,25 +61,32 @@ class HostRow:
     drained_at: datetime | None
 
 
-def _naive_utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
-
-
 def _sqlite_time(value: datetime | None) -> str | None:
     """The text SQLAlchemy's SQLite DateTime stores (always with microseconds)."""
-    value = _naive_utc(value)
+    value = naive_utc(value)
     return None if value is None else value.isoformat(" ", "microseconds")
 
 
-def _aware(value: datetime | str | None) -> datetime | None:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return None if value is None else value.replace(tzinfo=timezone.utc)
+def _host_row(row) -> HostRow:
+    """A HostRow from the columns of _HOST_FIELDS (SQLite hands times back as text)."""
+    drained_at = row[6]
+    if isinstance(drained_at, str):
+        drained_at = datetime.fromisoformat(drained_at)
+    return HostRow(row[1], row[2], row[3], row[4], row[5], aware_utc(drained_at))
 
 
 NonceRow = tuple[str, str, datetime]  # host, nonce, seen_at
+_REPORT_TIMES = {c.name for c in reports.columns if isinstance(c.type, UTCDateTime)}
+_HOST_TIMES = {c.name for c in hosts.columns if isinstance(c.type, UTCDateTime)}
+
+_SQLITE_HOSTS = f"SELECT {', '.join(_HOST_FIELDS)} FROM {hosts.name} WHERE name IN"
+_SQLITE_NONCE = (f"INSERT INTO {nonces.name} (host, nonce, seen_at) VALUES (?, ?, ?) "
+                 "ON CONFLICT DO NOTHING")
+_SQLITE_REPORT = (f"INSERT INTO {reports.name} ({', '.join(REPORT_COLUMNS)}) VALUES "
+                  f"({', '.join('?' * len(REPORT_COLUMNS))}) ON CONFLICT DO NOTHING")
+_SQLITE_ADVANCE = (f"UPDATE {hosts.name} SET "
+                   + ", ".join(f"{f} = ?" for f in HOST_UPDATE_FIELDS[1:]) + " WHERE name = ?")
+_SQLITE_FORGET = f"DELETE FROM {nonces.name} WHERE host = ? AND nonce = ?"
 
 
 class SqliteBatch:
@@ -91,35 +99,28 @@ class SqliteBatch:
              ) -> tuple[dict[str, HostRow], set[tuple[str, str]]]:
         """Read (and hold) the hosts' rows; claim the nonces: the (host, nonce) pairs new."""
         marks = ", ".join("?" * len(names))
-        rows = self._cur.execute(
-            f"SELECT {', '.join(_HOST_FIELDS)} FROM {hosts.name} WHERE name IN ({marks})", names)
-        known = {r[0]: HostRow(r[1], r[2], r[3], r[4], r[5], _aware(r[6])) for r in rows}
+        rows = self._cur.execute(f"{_SQLITE_HOSTS} ({marks})", names)
+        known = {r[0]: _host_row(r) for r in rows}
         return known, self.claim_nonces(nonce_rows)
 
     def claim_nonces(self, rows: list[NonceRow]) -> set[tuple[str, str]]:
-        sql = (f"INSERT INTO {nonces.name} (host, nonce, seen_at) VALUES (?, ?, ?) "
-               "ON CONFLICT DO NOTHING")
-        return {(host, nonce) for host, nonce, seen in rows
-                if self._cur.execute(sql, (host, nonce, _sqlite_time(seen))).rowcount == 1}
+        return {(host, nonce) for host, nonce, seen in rows if self._cur.execute(
+            _SQLITE_NONCE, (host, nonce, _sqlite_time(seen))).rowcount == 1}
 
     def finish(self, report_rows: list[dict], host_rows: list[dict],
                forget: list[tuple[str, str]]) -> set[str]:
         """Insert the reports, move the hosts forward, drop `forget` nonces, commit; return
         the ids of the reports that were new."""
-        sql = (f"INSERT INTO {reports.name} ({', '.join(REPORT_COLUMNS)}) VALUES "
-               f"({', '.join('?' * len(REPORT_COLUMNS))}) ON CONFLICT DO NOTHING")
         stored = set()
         for row in report_rows:
-            values = [row[c] for c in REPORT_COLUMNS]
-            values[2], values[3] = _sqlite_time(values[2]), _sqlite_time(values[3])
-            if self._cur.execute(sql, values).rowcount == 1:
+            values = [_sqlite_time(row[c]) if c in _REPORT_TIMES else row[c]
+                      for c in REPORT_COLUMNS]
+            if self._cur.execute(_SQLITE_REPORT, values).rowcount == 1:
                 stored.add(row["id"])
-        sets = ", ".join(f"{f} = ?" for f in HOST_UPDATE_FIELDS[1:])
-        self._cur.executemany(
-            f"UPDATE {hosts.name} SET {sets} WHERE name = ?",
-            [(_sqlite_time(r["last_seen"]), r["latest"], r["conditions"], r["interval_seconds"],
-              r["role"], _sqlite_time(r["drained_at"]), r["name"]) for r in host_rows])
-        self._cur.executemany(f"DELETE FROM {nonces.name} WHERE host = ? AND nonce = ?", forget)
+        self._cur.executemany(_SQLITE_ADVANCE, [
+            [_sqlite_time(r[f]) if f in _HOST_TIMES else r[f] for f in HOST_UPDATE_FIELDS[1:]]
+            + [r["name"]] for r in host_rows])
+        self._cur.executemany(_SQLITE_FORGET, forget)
         self._commit()
         return stored
 
@@ -139,8 +140,7 @@ class PostgresBatch:
         hosts_cur = self._conn.cursor()
         hosts_cur.execute(_PG_LOCK_HOSTS, {"names": names})
         nonces_cur = self._send_nonces(nonce_rows)
-        known = {r[0]: HostRow(r[1], r[2], r[3], r[4], r[5], _aware(r[6]))
-                 for r in hosts_cur.fetchall()}
+        known = {r[0]: _host_row(r) for r in hosts_cur.fetchall()}
         return known, {tuple(r) for r in nonces_cur.fetchall()} if nonces_cur else set()
 
     def claim_nonces(self, rows: list[NonceRow]) -> set[tuple[str, str]]:
@@ -178,7 +178,7 @@ def _records(rows: list[dict]) -> str:
         row = dict(row)
         for name, value in row.items():
             if isinstance(value, datetime):
-                row[name] = _naive_utc(value).isoformat()
+                row[name] = naive_utc(value).isoformat()
         out.append(row)
     return json.dumps(out, allow_nan=False)
 

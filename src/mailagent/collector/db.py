@@ -23,12 +23,22 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
-        if value is not None and value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return value
+        return naive_utc(value)
 
     def process_result_value(self, value, dialect):
-        return value.replace(tzinfo=timezone.utc) if value is not None else None
+        return aware_utc(value)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """An aware time as the naive UTC the tables store (naive times are taken as UTC)."""
+    if value is not None and value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def aware_utc(value: datetime | None) -> datetime | None:
+    """A stored naive UTC time as an aware one."""
+    return value.replace(tzinfo=timezone.utc) if value is not None else None
 
 
 metadata = MetaData()

@@ -16,8 +16,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from sqlalchemy.exc import OperationalError
-
 from mailagent.collector.batchstore import StorageUnavailable
 from mailagent.collector.ingest import Outcome, Submission
 
@@ -99,8 +97,6 @@ class BatchWriter:
             return self._process(subs)
         except StorageUnavailable as exc:
             log.error("storing a batch of %d reports failed: %s", len(subs), exc)
-        except OperationalError as exc:
-            log.error("storing a batch of %d reports failed: %s", len(subs), exc.orig or exc)
         except Exception:  # noqa: BLE001 - any storage failure must become an answer
             log.exception("storing a batch of %d reports failed", len(subs))
             if len(subs) > 1:
