@@ -154,8 +154,14 @@ def _postmap(path: str, upload) -> None:
                  _if=lambda: upload.did_change() or not fresh)
 
 
+# What makes a `postfix check` line a problem. Debian 13's check also prints informational lines
+# as it syncs the chroot ("updating /etc/localtime => /var/spool/postfix//etc/localtime").
+CHECK_PROBLEM = "(warning|error|fatal|panic):"
+
+
 def validate(config_changed) -> None:
-    script = ('postfix check 2>&1 | grep . >&2 && exit 1; '
+    script = (f'o=$(postfix check 2>&1) || {{ echo "$o" >&2; exit 1; }}; '
+              f'echo "$o" | grep -Eq "{CHECK_PROBLEM}" && {{ echo "$o" >&2; exit 1; }}; '
               'w=$(postconf -n 2>&1 >/dev/null); [ -z "$w" ] || { echo "$w" >&2; exit 1; }')
     server.shell(name="Validate the postfix configuration (postfix check, postconf warnings)",
                  commands=[f"sh -c '{script}'"], _if=config_changed)
