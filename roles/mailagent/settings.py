@@ -32,13 +32,17 @@ def collector_of(host) -> dict | None:
     return data
 
 
-def settings_for(host, fallback_hostname, role: str = "relay", drain: dict | None = None) -> AgentSettings:
+def settings_for(host, fallback_hostname, role: str = "relay", drain: dict | None = None,
+                 log_source: str | None = None) -> AgentSettings:
     """AgentSettings for `host`; DeployError with one line per problem, naming the field.
 
     `role` is what the site deploy installed (relay or hub); `drain` is the relay profile's
-    drain target as rendered ({"relay", "tls", "ca_file"}), the defaults for drain_*."""
+    drain target as rendered ({"relay", "tls", "ca_file"}), the defaults for drain_*;
+    `log_source` is where the host's platform puts Postfix's log (the default for log_source)."""
     data = dict(host.data.get("mailagent") or {})
     data.setdefault("role", role)
+    if log_source:
+        data.setdefault("log_source", log_source)
     if drain:
         data.setdefault("drain_relay", drain["relay"])
         data.setdefault("drain_tls", drain["tls"])

@@ -12,7 +12,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import DeployError, deploy
 from pyinfra.facts.files import File
-from pyinfra.facts.server import Hostname, LinuxDistribution
+from pyinfra.facts.server import Hostname
 from pyinfra.operations import apt, dnf, files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -20,6 +20,7 @@ from mailagent.relay import check
 from mailagent.relay.render import (
     DEBIAN_CA_BUNDLE, RHEL_CA_BUNDLE, TLSPROXY_ENTRY, Target, ca_file, render,
 )
+from roles.platform import platform_of
 from roles.postfix_relay.facts import HasIPv6, MapIndexFresh, PostconfValues
 from roles.postfix_relay.operations import private_file, relay_accepts
 from roles.postfix_relay.validate import profile_for
@@ -63,14 +64,10 @@ def check_smarthost():
 
 
 def gather_target() -> Target:
-    distro = host.get_fact(LinuxDistribution)
-    meta = distro.get("release_meta", {})
-    ids = {meta.get("ID", "").lower(), *meta.get("ID_LIKE", "").lower().split()}
-    family = "rhel" if ids & {"rhel", "fedora", "centos"} else "debian"
-    if not ids & {"rhel", "fedora", "centos", "debian", "ubuntu"}:
-        raise DeployError(f"{host.name}: unsupported OS {distro.get('name')!r} (Debian/Ubuntu/RHEL)")
-    return Target(hostname=host.get_fact(Hostname), os_family=family,
-                  has_ipv6=host.get_fact(HasIPv6))
+    """What rendering needs from the host; the first call checks every host's platform."""
+    platform = platform_of(host)
+    return Target(hostname=host.get_fact(Hostname), os_family=platform.family,
+                  has_ipv6=host.get_fact(HasIPv6), postfix_version=platform.postfix)
 
 
 def check_ca_file(profile, target: Target) -> None:

@@ -33,6 +33,7 @@ class Target:
     hostname: str = "localhost"
     os_family: str = "debian"
     has_ipv6: bool = True
+    postfix_version: tuple[int, int] = (3, 10)
 
     @property
     def ca_bundle(self) -> str:
