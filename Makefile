@@ -7,8 +7,11 @@ APT_PACKAGES := $(shell grep -v '^\s*\#' apt-packages.txt | xargs)
 # Installed without recommends: libvirt's and vagrant's would pull in NFS, libguestfs and a kernel.
 APT_MINIMAL := $(shell grep -v '^\s*\#' apt-packages-minimal.txt | xargs)
 PYTEST_ARGS ?=
+# The lab's Debian release for demo, demo-hub and lab-up: 13 (trixie, default) or 12 (bookworm).
+DEBIAN ?=
+LAB_ENV := $(if $(DEBIAN),MAILAGENT_LAB_DEBIAN=$(DEBIAN))
 
-.PHONY: deps venv test test-fast test-lab demo demo-hub lab-down bench clean
+.PHONY: deps venv test test-fast test-lab demo demo-hub lab-up lab-down bench clean
 
 # Debian packages, installed once (root on Debian 12). Postfix is preseeded so it never prompts.
 define apt_install
@@ -43,12 +46,16 @@ test-fast: venv
 test-lab: deps venv
 	$(BIN)/python -m pytest -m lab $(PYTEST_ARGS)
 
+# `make demo DEBIAN=12` runs the same on Debian 12 VMs.
 demo: deps venv
-	$(BIN)/python -m mailagent.lab.demo
+	$(LAB_ENV) $(BIN)/python -m mailagent.lab.demo
 
 # The hub topology: relays submit to a hub VM, which relays to the sink.
 demo-hub: deps venv
-	MAILAGENT_DEMO_HUB=1 $(BIN)/python -m mailagent.lab.demo
+	$(LAB_ENV) MAILAGENT_DEMO_HUB=1 $(BIN)/python -m mailagent.lab.demo
+
+lab-up: deps venv
+	$(BIN)/mailagent lab up $(if $(DEBIAN),--debian $(DEBIAN))
 
 lab-down: venv
 	$(BIN)/mailagent lab down

@@ -2,7 +2,8 @@
 
 Reads the lab's state file (`$MAILAGENT_LAB_DIR`, default ~/.local/state/mailagent/lab), so
 `mailagent lab up` must have run. Groups: `relays` (relay1..relayN) and, when the lab has one,
-`hub`. Relays point at the lab's smarthost sink when it runs, cycling through its port modes
+`hub`. Each host carries `lab_os` (`{"id": "debian", "version": "13", "suite": "trixie"}`): a
+lab may mix releases. Relays point at the lab's smarthost sink when it runs, cycling through its port modes
 (2587 STARTTLS, 2465 implicit TLS, 2525 STARTTLS) so one deploy exercises all of them.
 
 With a hub (`mailagent lab up --hub`), the hub relays to the sink and the relays submit to the
@@ -88,7 +89,8 @@ def _hosts(state: dict, group: str) -> list:
     hosts = []
     members = [e for e in state["hosts"] if e["group"] == group]
     for index, entry in enumerate(members):
-        data = _connection(entry, state["ssh_key"])
+        data = _connection(entry, entry["ssh_key"])
+        data["lab_os"] = entry["os"]
         data.update(_relay_data(state, group, index))
         if state.get("collector"):
             data["collector"] = _collector(state["collector"], state["gateway"])

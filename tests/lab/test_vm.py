@@ -47,9 +47,11 @@ deb http://security.example/debian-security bookworm-security main contrib
 
 
 def _state(tmp_path: Path) -> dict:
-    return {"lab_dir": str(tmp_path), "ssh_key": str(tmp_path / "img" / "id_ed25519"), "accel": "tcg",
+    return {"lab_dir": str(tmp_path), "accel": "tcg",
             "gateway": "10.0.2.2", "sink": None, "collector": None,
-            "hosts": [{"name": "relay1", "group": "relays", "ssh_host": "127.0.0.1", "ssh_port": 40022,
+            "hosts": [{"name": "relay1", "group": "relays",
+                       "os": {"id": "debian", "version": "13", "suite": "trixie"},
+                       "ssh_key": str(tmp_path / "img" / "id_ed25519"), "ssh_host": "127.0.0.1", "ssh_port": 40022,
                        "smtp_port": 40025, "pid": 1234, "overlay": str(tmp_path / "relay1.qcow2"),
                        "serial_log": str(tmp_path / "relay1.serial.log")}]}
 
@@ -81,6 +83,54 @@ def test_host_mirrors_without_any_source_names_the_folder(tmp_path):
         paths.host_mirrors(tmp_path)
 
 
+def test_suites_map_versions_and_names_and_default_to_13():
+    assert image.suite().name == "trixie" and image.suite(12).name == "bookworm"
+    assert image.suite("bookworm") is image.suite("12")
+    assert image.suite("13").os_info() == {"id": "debian", "version": "13", "suite": "trixie"}
+    with pytest.raises(ValueError, match="12 \\(bookworm\\), 13 \\(trixie\\)"):
+        image.suite("11")
+
+
+def test_each_suite_has_its_own_recipe_and_image_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("MAILAGENT_CACHE_DIR", str(tmp_path))
+    old, new = image.recipe("12"), image.recipe("13")
+    assert (old["suite"], new["suite"]) == ("bookworm", "trixie")
+    assert image.recipe_hash(old) != image.recipe_hash(new)
+    assert image.image_for("12").folder == tmp_path / f"bookworm-{image.recipe_hash(old)}"
+    assert image.image_for("13").folder == tmp_path / f"trixie-{image.recipe_hash(new)}"
+    assert paths.debs_dir("trixie") != paths.debs_dir("bookworm")
+
+
+def test_renamed_packages_follow_the_suite_table():
+    release = image.Suite("99", "future", renamed=(("dbus", "dbus-broker"), ("less", None)))
+    assert release.packages(("dbus", "less", "udev")) == ("dbus-broker", "udev")
+    assert set(image.suite("13").packages()) >= {"linux-image-amd64", "openssh-server", "python3"}
+
+
+def test_guest_apt_sources_in_each_release_format():
+    mirrors = paths.Mirrors("http://mirror.example/debian", "http://mirror.example/debian-security")
+    rel, text = image.apt_sources(mirrors, image.suite("12"))
+    assert rel == "etc/apt/sources.list"
+    assert text.splitlines() == ["deb http://mirror.example/debian bookworm main",
+                                 "deb http://mirror.example/debian bookworm-updates main",
+                                 "deb http://mirror.example/debian-security bookworm-security main"]
+    assert paths.parse_one_line(text) == {"main": mirrors.main, "security": mirrors.security}
+    rel, text = image.apt_sources(mirrors, image.suite("13"))
+    assert rel == "etc/apt/sources.list.d/debian.sources"
+    assert "Suites: trixie trixie-updates\n" in text and "Suites: trixie-security\n" in text
+    assert paths.parse_deb822(text) == {"main": mirrors.main, "security": mirrors.security}
+    rel, text = image.apt_sources(paths.Mirrors("http://mirror.example/debian"), image.suite("13"))
+    assert "security" not in text
+
+
+def test_host_mirrors_of_a_trixie_control_machine(tmp_path):
+    (tmp_path / "etc/apt/sources.list.d").mkdir(parents=True)
+    mirrors = paths.Mirrors("http://mirror.example/debian", "http://mirror.example/debian-security")
+    (tmp_path / "etc/apt/sources.list.d/debian.sources").write_text(
+        image.apt_sources(mirrors, image.suite("13"))[1])
+    assert paths.host_mirrors(tmp_path) == mirrors
+
+
 def test_recipe_hash_is_stable_and_follows_the_recipe():
     spec = image.recipe()
     assert image.recipe_hash() == image.recipe_hash(spec) == image.recipe_hash(dict(reversed(spec.items())))
@@ -103,7 +153,7 @@ def test_state_round_trip_is_private_and_atomic(tmp_path):
     path = lab_state.save(_state(tmp_path))
     assert path == tmp_path / "state.json"
     assert path.stat().st_mode & 0o777 == 0o600
-    assert lab_state.load(tmp_path) == dict(_state(tmp_path), version=1)
+    assert lab_state.load(tmp_path) == dict(_state(tmp_path), version=2)
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left behind
 
 
@@ -112,6 +162,12 @@ def test_state_load_errors_are_lab_not_running(tmp_path):
         lab_state.load(tmp_path)
     (tmp_path / "state.json").write_text(json.dumps(dict(_state(tmp_path), accel="hvf")))
     with pytest.raises(lab_state.LabNotRunning, match="accel"):
+        lab_state.load(tmp_path)
+    # A lab of the previous recipe (version 1: one key, hosts without `os`) does not load.
+    old = dict(_state(tmp_path), version=1, ssh_key="/k")
+    old["hosts"] = [{k: v for k, v in h.items() if k not in ("os", "ssh_key")} for h in old["hosts"]]
+    (tmp_path / "state.json").write_text(json.dumps(old))
+    with pytest.raises(lab_state.LabNotRunning, match="version"):
         lab_state.load(tmp_path)
 
 
@@ -129,6 +185,47 @@ def test_accel_choice(tmp_path):
 def test_host_names_and_groups():
     assert vm.host_names(2, hub=False) == [("relay1", "relays"), ("relay2", "relays")]
     assert vm.host_names(1, hub=True) == [("relay1", "relays"), ("hub", "hub")]
+
+
+def test_plan_mixes_releases_in_one_lab():
+    assert vm.plan(2, True, "13", {"old1": "12"}) == [
+        ("relay1", "relays", "13"), ("relay2", "relays", "13"), ("hub", "hub", "13"),
+        ("old1", "relays", "12")]
+    assert vm.plan(1, False) == [("relay1", "relays", image.DEFAULT_DEBIAN)]
+    assert vm.plan(0, False, None, {"old1": "bookworm"}) == [("old1", "relays", "12")]
+    with pytest.raises(ValueError, match="distinct"):
+        vm.plan(1, False, "13", {"relay1": "12"})
+    with pytest.raises(ValueError, match="not a lab suite"):
+        vm.plan(1, False, "11")
+
+
+def test_matches_compares_names_releases_and_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAILAGENT_CACHE_DIR", str(tmp_path / "cache"))
+    state = _state(tmp_path)
+    state["hosts"][0]["ssh_key"] = str(image.image_for("13").ssh_key)
+    assert vm.matches(state, 1, False, "13")
+    assert not vm.matches(state, 1, False, "12") and not vm.matches(state, 2, False, "13")
+    state["hosts"][0]["ssh_key"] = str(tmp_path / "trixie-0ldrecipe" / "id_ed25519")
+    assert not vm.matches(state, 1, False, "13")  # a lab of an older recipe
+
+
+def test_down_and_up_clean_what_a_stale_lab_left(tmp_path):
+    """What a lab leaves behind (a dead VM's state, the collector's database with the old VMs'
+    keys, the sink's store) is gone after `clean`, so the next lab registers its hosts anew."""
+    lab_state.save(dict(_state(tmp_path), hosts=[dict(_state(tmp_path)["hosts"][0], pid=None)]))
+    for rel in ("collector/collector.db", "collector/runtime.json", "sink/messages.jsonl", "relay1.qcow2"):
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text("{}" if rel.endswith(".json") else "x")
+    (tmp_path / "relay1.serial.log").write_text("boot\n")
+    assert vm._left_behind(tmp_path) and not vm.healthy(tmp_path)
+    vm.down(tmp_path, progress=lambda _m: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["relay1.serial.log"]
+    assert not vm._left_behind(tmp_path)
+    # An unreadable state (an older format) is cleaned the same way by `down`.
+    (tmp_path / "state.json").write_text('{"version": 1}')
+    (tmp_path / "collector").mkdir()
+    vm.down(tmp_path, progress=lambda _m: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["relay1.serial.log"]
 
 
 def test_qemu_command_forwards_only_loopback_ports(tmp_path):
@@ -152,6 +249,7 @@ def test_lab_inventory_groups_and_sink_ports(tmp_path, monkeypatch):
     groups = _groups()
     assert sorted(groups) == ["hub", "relays"]
     relays = dict(groups["relays"])
+    assert relays["relay1"]["lab_os"] == {"id": "debian", "version": "13", "suite": "trixie"}
     assert [relays[f"relay{i}"]["relay"]["port"] for i in (1, 2, 3, 4)] == [2587, 2465, 2525, 2587]
     assert relays["relay1"]["relay"]["ca_pem"].startswith("-----BEGIN")
     assert relays["relay1"]["relay"]["drain_relay"] == {"host": "hub.lab.mailagent.test", "port": 1587}

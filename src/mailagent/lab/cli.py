@@ -1,6 +1,7 @@
 """`mailagent lab ...`: bring the QEMU lab up and down, show it, and run commands on its VMs.
 
-    mailagent lab up [--hosts N] [--hub] [--no-sink] [--no-collector]
+    mailagent lab up [--debian 13|12] [--hosts N] [--hub] [--extra-host NAME=12 ...]
+                     [--no-sink] [--no-collector]
     mailagent lab down
     mailagent lab status [--json]
     mailagent lab ssh HOST [-- CMD...]
@@ -15,15 +16,21 @@ import sys
 import time
 
 from mailagent.lab import state as lab_state
+from mailagent.lab.image import DEFAULT_DEBIAN, SUITES
 
 
 def register(subparsers) -> None:
-    lab = subparsers.add_parser("lab", help="the local QEMU lab of Debian 12 VMs")
+    lab = subparsers.add_parser("lab", help="the local QEMU lab of Debian 13 (or 12) VMs")
     commands = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND")
 
     up = commands.add_parser("up", help="build/reuse the image, start the sink, boot the VMs")
     up.add_argument("--hosts", type=int, default=2, help="number of relay VMs (relay1..relayN)")
     up.add_argument("--hub", action="store_true", help="also boot a `hub` VM")
+    up.add_argument("--debian", choices=sorted(SUITES), default=DEFAULT_DEBIAN,
+                    help=f"Debian release of the VMs (default {DEFAULT_DEBIAN}: "
+                         f"{SUITES[DEFAULT_DEBIAN].name})")
+    up.add_argument("--extra-host", action="append", default=[], metavar="NAME=VERSION",
+                    help="one more relay VM on its own release, e.g. old1=12 (repeatable)")
     up.add_argument("--no-sink", action="store_true", help="do not start the smarthost sink")
     up.add_argument("--no-collector", action="store_true", help="do not start the collector")
     up.set_defaults(func=cmd_up)
@@ -71,10 +78,15 @@ def cmd_up(args) -> int:
     if args.hosts < 0:
         print("hosts: must not be negative", file=sys.stderr)
         return 2
+    extra = dict(item.partition("=")[::2] for item in args.extra_host)
     started = time.monotonic()
     try:
         state = vm.up(hosts=args.hosts, hub=args.hub, sink=not args.no_sink,
-                      collector=not args.no_collector, progress=_progress(started))
+                      collector=not args.no_collector, progress=_progress(started),
+                      debian=args.debian, extra_hosts=extra)
+    except ValueError as exc:  # a bad --extra-host
+        print(f"lab up: {exc}", file=sys.stderr)
+        return 2
     except (RuntimeError, OSError) as exc:  # LabError, VMError, ImageError, SinkError
         print(f"lab up failed: {exc}", file=sys.stderr)
         return 1
@@ -110,10 +122,11 @@ def cmd_status(args) -> int:
     if args.json:
         print(json.dumps(state, indent=2))
         return 0
-    print(f"lab {state['lab_dir']} ({state['accel']}, key {state['ssh_key']})")
+    print(f"lab {state['lab_dir']} ({state['accel']})")
     for entry in state["hosts"]:
         alive = "running" if vm.is_running(entry["pid"], entry["overlay"]) else "STOPPED"
-        print(f"  {entry['name']:<8} {entry['group']:<7} {alive:<8} pid {entry['pid']}  "
+        release = f"debian {entry['os']['version']} ({entry['os']['suite']})"
+        print(f"  {entry['name']:<8} {entry['group']:<7} {release:<19} {alive:<8} pid {entry['pid']}  "
               f"ssh 127.0.0.1:{entry['ssh_port']}  smtp 127.0.0.1:{entry['smtp_port']}")
     sink = state["sink"]
     print(f"  sink     {sink.get('hostname')} on {sink.get('bind')} ports {sink.get('ports')}" if sink
@@ -133,7 +146,7 @@ def cmd_ssh(args) -> int:
         return 1
     if not cmd:
         # An interactive shell wants a real terminal: hand over to OpenSSH.
-        os.execvp("ssh", ["ssh", "-i", state["ssh_key"], "-p", str(entry["ssh_port"]),
+        os.execvp("ssh", ["ssh", "-i", entry["ssh_key"], "-p", str(entry["ssh_port"]),
                           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                           "-o", "LogLevel=ERROR", f"root@{entry['ssh_host']}"])
     rc, out, err = ssh.run(state, args.host, cmd if len(cmd) > 1 else cmd[0], timeout=3600)

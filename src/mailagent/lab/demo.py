@@ -1,6 +1,8 @@
 """`make demo`: the main job on the local lab, end to end, with a summary at the end.
 
-Brings the lab up (two relay VMs and the smarthost sink; reused when already up), deploys the
+Brings the lab up (two relay VMs on Debian 13, or MAILAGENT_LAB_DEBIAN=12 (`make demo DEBIAN=12`),
+and the smarthost sink; a running lab of the same shape is reused, any other lab left behind
+(stopped, half-started, an older recipe, another release) is taken down first), deploys the
 whole site with pyinfra, sends a test mail from every host with its own sendmail, and shows that
 each arrived over TLS with AUTH, then prints the collector's fleet summary from every host's agent.
 Exits non-zero when any step fails.
@@ -17,10 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from mailagent.lab import mail, state as lab_state, vm
+from mailagent.lab import image, mail, state as lab_state, vm
 
 HOSTS = int(os.environ.get("MAILAGENT_DEMO_HOSTS", "2"))
 HUB = os.environ.get("MAILAGENT_DEMO_HUB", "0") == "1"
+DEBIAN = os.environ.get("MAILAGENT_LAB_DEBIAN") or None  # None: image.DEFAULT_DEBIAN
 
 
 class DemoFailed(RuntimeError):
@@ -32,14 +35,24 @@ def step(title: str) -> None:
 
 
 def ensure_lab() -> dict:
+    """The running lab when it is whole and of the demo's shape; otherwise a fresh one."""
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
+
     try:
         state = lab_state.load()
+    except lab_state.LabNotRunning:
+        state = None  # nothing, or a state vm.up cleans away itself
+    if state and vm.healthy() and vm.matches(state, HOSTS, HUB, DEBIAN):
         print(f"reusing the running lab in {state['lab_dir']}")
         return state
-    except lab_state.LabNotRunning:
-        started = time.monotonic()
-        return vm.up(hosts=HOSTS, hub=HUB, progress=lambda m: print(f"[{time.monotonic() - started:6.1f}s] {m}",
-                                                             flush=True))
+    if state:
+        say("the lab left running is not the demo's (stopped parts, another shape, release or "
+            "recipe): taking it down")
+        vm.clean(lab_state.lab_dir(), say)
+    return vm.up(hosts=HOSTS, hub=HUB, debian=DEBIAN, progress=say)
 
 
 def deploy(root: Path) -> None:
@@ -107,7 +120,7 @@ def main() -> int:
         print("run `make demo` from the repository root", file=sys.stderr)
         return 2
     try:
-        step("Lab: Debian 12 VMs under QEMU, and the TLS+AUTH smarthost sink")
+        step(f"Lab: Debian {image.suite(DEBIAN).version} VMs under QEMU, and the TLS+AUTH smarthost sink")
         state = ensure_lab()
         step("Deploy the whole site with pyinfra (inventories/lab.py deploy/site.py)")
         deploy(root)

@@ -1,10 +1,13 @@
-"""The lab's Debian 12 image: a recipe, its hash, and a cache of built images keyed by that hash.
+"""The lab's Debian images (12 bookworm, 13 trixie): a recipe per suite, its hash, and a cache
+of built images keyed by suite and hash, so both suites' images live side by side.
 
 An image folder (paths.image_dir) holds `disk.qcow2` (ext4 root, 4 GiB virtual), `vmlinuz` and
 `initrd.img` for direct boot, the lab SSH key pair (`id_ed25519`, root's only way in) and
 `recipe.json`. It is built in a temp folder beside it and renamed into place, so a half-built
 image is never mistaken for a good one. The Debian mirror comes from the host's apt sources
-at run time; debootstrap's .deb cache is kept in the cache dir so a rebuild downloads little.
+at run time; debootstrap's .deb cache is kept per suite in the cache dir so a rebuild downloads
+little. What differs between suites (package names, the guest's apt sources format) is data:
+the SUITES table.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ from mailagent.lab import paths
 from mailagent.lab.paths import Mirrors, host_mirrors
 
 # Bump when the build steps change in a way the package lists do not show.
-BUILD_SCRIPT_VERSION = 3
-SUITE = "bookworm"
+BUILD_SCRIPT_VERSION = 4
 ARCH = "amd64"
 DISK_SIZE = "4G"
 PACKAGES = (
@@ -37,6 +39,45 @@ PACKAGES = (
 )
 # What the deploys install, downloaded into the guest's apt cache so installs need no network.
 PREDOWNLOAD = ("postfix", "libsasl2-modules", "ca-certificates", "sasl2-bin", "bsd-mailx")
+
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One Debian release the lab builds images of."""
+
+    version: str  # "13"
+    name: str  # "trixie"
+    # Packages this suite names differently: {generic name: this suite's name, or None to drop}.
+    renamed: tuple[tuple[str, str | None], ...] = ()
+    # How the guest's apt sources are written, as a fresh install of this release writes them.
+    sources_format: str = "deb822"
+
+    def os_info(self) -> dict:
+        """What the lab state records as a host's `os`."""
+        return {"id": "debian", "version": self.version, "suite": self.name}
+
+    def packages(self, names=PACKAGES) -> tuple[str, ...]:
+        renamed = dict(self.renamed)
+        return tuple(renamed.get(n, n) for n in names if renamed.get(n, n) is not None)
+
+
+SUITES = {
+    "12": Suite("12", "bookworm", sources_format="one-line"),
+    "13": Suite("13", "trixie"),
+}
+DEFAULT_DEBIAN = "13"
+
+
+def suite(version: str | int | None = None) -> Suite:
+    """The suite of Debian `version` ("12", "13"; default DEFAULT_DEBIAN); ValueError otherwise."""
+    key = str(version or DEFAULT_DEBIAN).strip()
+    by_name = {s.name: s for s in SUITES.values()}
+    if key in SUITES or key in by_name:
+        return SUITES.get(key) or by_name[key]
+    raise ValueError(f"Debian {key!r} is not a lab suite (known: "
+                     + ", ".join(f"{v} ({s.name})" for v, s in SUITES.items()) + ")")
+
 
 Progress = Callable[[str], None]
 # Lab names guests resolve to the host's loopback (through QEMU's user-mode gateway).
@@ -77,25 +118,34 @@ class Image:
         return all(p.is_file() for p in (self.disk, self.kernel, self.initrd, self.ssh_key))
 
 
-def recipe() -> dict:
-    """Everything that decides the image's content; its hash names the cache folder."""
+def recipe(debian: Suite | str | None = None) -> dict:
+    """Everything that decides one suite's image content; its hash names the cache folder."""
+    release = debian if isinstance(debian, Suite) else suite(debian)
     return {
-        "suite": SUITE, "arch": ARCH, "disk_size": DISK_SIZE,
-        "packages": sorted(PACKAGES), "predownload": sorted(PREDOWNLOAD),
+        "suite": release.name, "arch": ARCH, "disk_size": DISK_SIZE,
+        "packages": sorted(release.packages()), "predownload": sorted(release.packages(PREDOWNLOAD)),
+        "sources_format": release.sources_format,
         "hosts_line": HOSTS_LINE, "build_script_version": BUILD_SCRIPT_VERSION,
     }
 
 
 def recipe_hash(spec: dict | None = None) -> str:
-    """A short stable hash of the recipe (key order and list order do not matter)."""
+    """A short stable hash of a recipe (key order and list order do not matter)."""
     spec = recipe() if spec is None else spec
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def ensure_image(progress: Progress = print) -> Image:
-    """Return the cached image for the current recipe, building it first when missing."""
-    image = Image(paths.image_dir(recipe_hash()))
+def image_for(debian: Suite | str | None = None) -> Image:
+    """Where the current recipe's image of Debian `debian` is (built or not)."""
+    release = debian if isinstance(debian, Suite) else suite(debian)
+    return Image(paths.image_dir(release.name, recipe_hash(recipe(release))))
+
+
+def ensure_image(debian: Suite | str | None = None, progress: Progress = print) -> Image:
+    """Return the cached image of Debian `debian` for the current recipe, building it when missing."""
+    release = debian if isinstance(debian, Suite) else suite(debian)
+    image = image_for(release)
     if image.complete():
         progress(f"image: reusing {image.folder}")
         return image
@@ -111,11 +161,11 @@ def ensure_image(progress: Progress = print) -> Image:
             for stale in paths.cache_dir().glob(".build-*"):  # left by a build that was killed
                 _remove_tree(stale / "root")
                 shutil.rmtree(stale, ignore_errors=True)
-            _build(image, progress)
+            _build(image, release, progress)
     return image
 
 
-def _build(image: Image, progress: Progress) -> None:
+def _build(image: Image, release: Suite, progress: Progress) -> None:
     if os.geteuid() != 0:
         raise ImageError("building the lab image needs root (debootstrap, chroot)")
     try:
@@ -130,15 +180,15 @@ def _build(image: Image, progress: Progress) -> None:
         with open(log_path, "w") as log:
             run = _runner(log, log_path)
             progress(f"image: building {image.folder.name} from {mirrors.main} (takes minutes)")
-            _debootstrap(run, root, mirrors)
+            _debootstrap(run, root, mirrors, release)
             progress(f"image: debootstrap done ({time.monotonic() - started:.0f}s)")
-            _configure(run, root, mirrors)
+            _configure(run, root, mirrors, release)
             _write_key_pair(tmp, root)
             _extract_boot_files(root, tmp)
             progress(f"image: guest configured ({time.monotonic() - started:.0f}s)")
             _make_disk(run, root, tmp)
         _remove_tree(root)
-        (tmp / "recipe.json").write_text(json.dumps(recipe(), indent=2) + "\n")
+        (tmp / "recipe.json").write_text(json.dumps(recipe(release), indent=2) + "\n")
         shutil.rmtree(image.folder, ignore_errors=True)  # an incomplete one, from by hand
         os.rename(tmp, image.folder)
     except BaseException:
@@ -234,30 +284,48 @@ MASK = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "e2sc
         "fstrim.timer")
 
 
-def _debootstrap(run, root: Path, mirrors: Mirrors, packages=PACKAGES) -> None:
-    paths.debs_dir().mkdir(parents=True, exist_ok=True)
+def _debootstrap(run, root: Path, mirrors: Mirrors, release: Suite, packages=PACKAGES) -> None:
+    debs = paths.debs_dir(release.name)
+    debs.mkdir(parents=True, exist_ok=True)
     run([
-        "debootstrap", f"--arch={ARCH}", "--variant=minbase", f"--include={','.join(packages)}",
-        f"--cache-dir={paths.debs_dir()}", SUITE, str(root), mirrors.main,
+        "debootstrap", f"--arch={ARCH}", "--variant=minbase",
+        f"--include={','.join(release.packages(packages))}",
+        f"--cache-dir={debs}", release.name, str(root), mirrors.main,
     ])
 
 
-def _sources_list(mirrors: Mirrors) -> str:
-    lines = [f"deb {mirrors.main} {SUITE} main", f"deb {mirrors.main} {SUITE}-updates main"]
+def apt_sources(mirrors: Mirrors, release: Suite) -> tuple[str, str]:
+    """(path in the guest, text) of its apt sources: main, -updates and -security when known."""
+    entries = [(mirrors.main, f"{release.name} {release.name}-updates")]
     if mirrors.security:
-        lines.append(f"deb {mirrors.security} {SUITE}-security main")
-    return "\n".join(lines) + "\n"
+        entries.append((mirrors.security, f"{release.name}-security"))
+    if release.sources_format == "one-line":
+        lines = [f"deb {uri} {s} main" for uri, suites in entries for s in suites.split()]
+        return "etc/apt/sources.list", "\n".join(lines) + "\n"
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    stanzas = [f"Types: deb\nURIs: {uri}\nSuites: {suites}\nComponents: main\nSigned-By: {keyring}\n"
+               for uri, suites in entries]
+    return "etc/apt/sources.list.d/debian.sources", "\n".join(stanzas)
 
 
-def _configure(run, root: Path, mirrors: Mirrors) -> None:
+def write_apt_sources(root: Path, mirrors: Mirrors, release: Suite) -> None:
+    """The guest's apt sources in its release's own format, and no other source file."""
+    rel, text = apt_sources(mirrors, release)
+    (root / "etc/apt/sources.list").unlink(missing_ok=True)
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text(text)
+
+
+def _configure(run, root: Path, mirrors: Mirrors, release: Suite) -> None:
     """Apt lists and the deploys' .debs in place, then the guest's boot, network and SSH set-up."""
     chroot = ["chroot", str(root)]
-    (root / "etc/apt/sources.list").write_text(_sources_list(mirrors))
+    write_apt_sources(root, mirrors, release)
     shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")  # the build resolves like the host
     run([*chroot, "apt-get", "update", "-q"], env=CHROOT_ENV)
     # debootstrap's own .debs are kept in the cache dir; the guest keeps only the deploys' ones.
     run([*chroot, "apt-get", "clean"], env=CHROOT_ENV)
-    run([*chroot, "apt-get", "install", "-y", "-q", "--download-only", *PREDOWNLOAD], env=CHROOT_ENV)
+    run([*chroot, "apt-get", "install", "-y", "-q", "--download-only", *release.packages(PREDOWNLOAD)],
+        env=CHROOT_ENV)
     for rel, text in GUEST_FILES.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).unlink(missing_ok=True)

@@ -29,14 +29,15 @@ def lab_dir() -> Path:
     return Path(os.environ.get("MAILAGENT_LAB_DIR") or DEFAULT_LAB_DIR).expanduser().absolute()
 
 
-def debs_dir() -> Path:
-    """debootstrap's --cache-dir, kept across recipe changes so a rebuild downloads little."""
-    return cache_dir() / "debs"
+def debs_dir(suite: str) -> Path:
+    """debootstrap's --cache-dir for one suite, kept across recipe changes so a rebuild
+    downloads little (one folder per suite: debootstrap does not tell suites' .debs apart)."""
+    return cache_dir() / "debs" / suite
 
 
-def image_dir(recipe_hash: str) -> Path:
-    """The finished image for one recipe (disk, kernel, initrd, lab SSH key)."""
-    return cache_dir() / f"bookworm-{recipe_hash}"
+def image_dir(suite: str, recipe_hash: str) -> Path:
+    """The finished image of one suite's recipe (disk, kernel, initrd, lab SSH key)."""
+    return cache_dir() / f"{suite}-{recipe_hash}"
 
 
 # The Debian archive guests use is the host's own, read from its apt sources at run time

@@ -28,7 +28,7 @@ def connect(state: dict, name: str, timeout: float = 10.0) -> paramiko.SSHClient
     try:
         client.connect(
             entry["ssh_host"], port=entry["ssh_port"], username="root",
-            pkey=paramiko.Ed25519Key.from_private_key_file(state["ssh_key"]),
+            pkey=paramiko.Ed25519Key.from_private_key_file(entry["ssh_key"]),
             look_for_keys=False, allow_agent=False,
             timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
         )

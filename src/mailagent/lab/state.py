@@ -1,17 +1,20 @@
 """The running lab's state file, `<lab dir>/state.json`: what `lab up` started, for everyone else.
 
 Other code (inventories/lab.py, the sink, the demo, the end-to-end tests) reads it, so its shape
-is fixed (version 1):
+is fixed (version 2: each host has its own OS and key, so one lab can mix Debian releases):
 
-    {"version": 1, "lab_dir": "...", "ssh_key": "/abs/id_ed25519", "accel": "tcg",
-     "gateway": "10.0.2.2",
-     "hosts": [{"name": "relay1", "group": "relays", "ssh_host": "127.0.0.1", "ssh_port": 40022,
-                "smtp_port": 40025, "pid": 1234, "overlay": "...", "serial_log": "..."}],
+    {"version": 2, "lab_dir": "...", "accel": "tcg", "gateway": "10.0.2.2",
+     "hosts": [{"name": "relay1", "group": "relays",
+                "os": {"id": "debian", "version": "13", "suite": "trixie"},
+                "ssh_key": "/abs/trixie-<hash>/id_ed25519", "ssh_host": "127.0.0.1",
+                "ssh_port": 40022, "smtp_port": 40025, "pid": 1234, "overlay": "...",
+                "serial_log": "..."}],
      "sink": {...what mailagent.lab.sink.spawn returned...} or null,
      "collector": null}
 
 Writes are atomic (temp file + os.replace) and the file is mode 600: it holds the sink's
-password and the path of root's key to every VM.
+password and the path of root's key to every VM. A state of another version (a lab from an
+older recipe) does not load: `lab up` then cleans that lab away and starts a fresh one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ class LabNotRunning(RuntimeError):
     """There is no lab state where we looked (or it is unreadable)."""
 
 
+class OSState(BaseModel):
+    """The release a VM's image was built from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Literal["debian"] = Field("debian", description="os-release ID of the guest.")
+    version: str = Field(description="Release number: 12, 13.")
+    suite: str = Field(description="Release code name: bookworm, trixie.")
+
+
 class HostState(BaseModel):
     """One VM of the lab."""
 
@@ -39,6 +52,8 @@ class HostState(BaseModel):
 
     name: str = Field(description="VM and inventory name, also its hostname: relay1, hub.")
     group: Literal["relays", "hub"] = Field(description="Inventory group the VM belongs to.")
+    os: OSState = Field(description="The Debian release the VM runs.")
+    ssh_key: str = Field(description="Private key that logs in as root (beside the VM's image).")
     ssh_host: str = Field(description="Loopback address QEMU forwards to the guest's port 22.")
     ssh_port: int = Field(description="Loopback port forwarded to the guest's SSH.")
     smtp_port: int = Field(description="Loopback port forwarded to the guest's port 25.")
@@ -52,9 +67,8 @@ class LabState(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: Literal[1] = Field(1, description="State file format version.")
+    version: Literal[2] = Field(2, description="State file format version.")
     lab_dir: str = Field(description="Absolute path of the lab folder.")
-    ssh_key: str = Field(description="Private key that logs in as root on every VM.")
     accel: Literal["tcg", "kvm"] = Field(description="QEMU accelerator the VMs run with.")
     gateway: str = Field(paths.GATEWAY, description="Host loopback as seen from the guests.")
     hosts: list[HostState] = Field(default_factory=list, description="The VMs.")

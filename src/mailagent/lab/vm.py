@@ -63,9 +63,9 @@ def free_ports(count: int, taken: Iterable[int] = ()) -> list[int]:
     return ports
 
 
-def image_of(state: dict) -> Image:
-    """The image a lab runs on: the lab key lives in the image's cache folder."""
-    return Image(Path(state["ssh_key"]).parent)
+def image_of(entry: dict) -> Image:
+    """The image a VM runs on: its key lives in the image's cache folder."""
+    return Image(Path(entry["ssh_key"]).parent)
 
 
 def pidfile(state: dict, name: str) -> Path:
@@ -78,7 +78,7 @@ HUB_PORTS = (1587, 1465)
 def qemu_command(state: dict, name: str) -> list[str]:
     """The QEMU command line for VM `name` (pure: reads nothing)."""
     entry = lab_state.host(state, name)
-    image, accel = image_of(state), state["accel"]
+    image, accel = image_of(entry), state["accel"]
     fwd = (f"hostfwd=tcp:{entry['ssh_host']}:{entry['ssh_port']}-:22,"
            f"hostfwd=tcp:{entry['ssh_host']}:{entry['smtp_port']}-:25")
     # The hub's submission ports sit on the host's loopback at the same numbers, so fleet guests
@@ -221,25 +221,46 @@ def host_names(hosts: int, hub: bool) -> list[tuple[str, str]]:
     return [(f"relay{i}", "relays") for i in range(1, hosts + 1)] + ([("hub", "hub")] if hub else [])
 
 
+def plan(hosts: int, hub: bool, debian: str | None = None,
+         extra_hosts: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """(name, group, Debian version) of every VM: relay1..N and hub on `debian`, then each of
+    `extra_hosts` ({name: version}, group relays) on its own release. Raises ValueError."""
+    from mailagent.lab import image as lab_image
+
+    main = lab_image.suite(debian).version
+    names = [(name, group, main) for name, group in host_names(hosts, hub)]
+    names += [(name, "relays", lab_image.suite(version).version) for name, version in (extra_hosts or {}).items()]
+    seen = [name for name, _, _ in names]
+    if len(set(seen)) != len(seen):
+        raise ValueError(f"VM names must be distinct: {seen}")
+    return names
+
+
 def up(hosts: int = 2, hub: bool = False, sink: bool = True, progress: Progress = print,
-       collector: bool = True,
-       lab_dir: Path | None = None, timeout: float = BOOT_TIMEOUT) -> dict:
-    """Bring a lab up (image, sink, VMs booted in parallel until SSH answers); returns its state.
+       collector: bool = True, lab_dir: Path | None = None, timeout: float = BOOT_TIMEOUT,
+       debian: str | None = None, extra_hosts: dict[str, str] | None = None) -> dict:
+    """Bring a lab up (images, sink, collector, VMs booted in parallel until SSH answers).
 
-    On any failure everything started so far is stopped again before the error propagates.
+    The VMs run Debian `debian` (default image.DEFAULT_DEBIAN), those in `extra_hosts`
+    ({name: version}, e.g. {"old1": "12"}) their own release, in the same groups, sink and
+    collector. A lab left behind that is not wholly running (dead VMs, an older state format)
+    is cleaned away first; a running one is an error. On any failure everything started so
+    far is stopped again before the error propagates.
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    from mailagent.lab import image as lab_image, paths
+    from mailagent.lab import paths
 
     folder = Path(lab_dir or paths.lab_dir()).absolute()
-    if lab_state.state_path(folder).exists():
-        raise LabError(f"a lab is already up in {folder}; `mailagent lab down` first")
+    wanted = plan(hosts, hub, debian, extra_hosts)
+    if _left_behind(folder):
+        if healthy(folder):
+            raise LabError(f"a lab is already up in {folder}; `mailagent lab down` first")
+        progress(f"found a stale lab in {folder}: cleaning it away")
+        clean(folder, progress)
     sink_module = _sink_module() if sink else None
-    image = lab_image.ensure_image(progress)
+    images = _images({version for _, _, version in wanted}, progress)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {"lab_dir": str(folder), "ssh_key": str(image.ssh_key), "accel": choose_accel(),
-             "gateway": paths.GATEWAY, "hosts": [], "sink": None, "collector": None}
+    state = {"lab_dir": str(folder), "accel": choose_accel(), "gateway": paths.GATEWAY,
+             "hosts": [], "sink": None, "collector": None}
     lab_state.save(state)
     try:
         if sink_module:
@@ -251,12 +272,8 @@ def up(hosts: int = 2, hub: bool = False, sink: bool = True, progress: Progress 
             lab_state.save(state)
             progress(f"collector: up at {state['collector']['url']} (guests: port "
                      f"{state['collector']['port']} on {paths.GATEWAY})")
-        _launch_all(state, hosts, hub, image, progress)
-        with ThreadPoolExecutor(max_workers=len(state["hosts"]) or 1) as pool:
-            waits = {pool.submit(wait_for_ssh, state, e["name"], timeout, progress): e for e in state["hosts"]}
-            for done in as_completed(waits):
-                entry = waits[done]
-                progress(f"{entry['name']}: ssh up on 127.0.0.1:{entry['ssh_port']} after {done.result():.0f}s")
+        _launch_all(state, wanted, images, progress)
+        _wait_all(state, [name for name, _, _ in wanted], timeout, progress)
     except BaseException:
         progress("lab up failed: stopping what was started")
         try:
@@ -267,12 +284,56 @@ def up(hosts: int = 2, hub: bool = False, sink: bool = True, progress: Progress 
     return state
 
 
-def _launch_all(state: dict, hosts: int, hub: bool, image: Image, progress: Progress) -> None:
+def add_hosts(state: dict, extra_hosts: dict[str, str], progress: Progress = print,
+              timeout: float = BOOT_TIMEOUT) -> list[str]:
+    """Boot more relay VMs ({name: Debian version}) into a running lab; returns their names.
+
+    They share the lab's sink and collector. On failure the new VMs are removed again.
+    """
+    wanted = plan(0, False, None, extra_hosts)
+    taken = {e["name"] for e in state["hosts"]} & set(extra_hosts)
+    if taken:
+        raise LabError(f"the lab already has VMs named {sorted(taken)}")
+    images = _images({version for _, _, version in wanted}, progress)
+    names = [name for name, _, _ in wanted]
+    try:
+        _launch_all(state, wanted, images, progress)
+        _wait_all(state, names, timeout, progress)
+    except BaseException:
+        remove_hosts(state, [n for n in names if any(e["name"] == n for e in state["hosts"])])
+        raise
+    return names
+
+
+def remove_hosts(state: dict, names: Iterable[str], progress: Progress = lambda _m: None) -> None:
+    """Stop VMs `names`, delete their overlays and drop them from the lab's state."""
+    for name in list(names):
+        entry = lab_state.host(state, name)
+        stop(state, name)
+        Path(entry["overlay"]).unlink(missing_ok=True)
+        state["hosts"].remove(entry)
+        lab_state.save(state)
+        progress(f"{name}: stopped and removed")
+
+
+def _images(versions: set[str], progress: Progress) -> dict:
+    from mailagent.lab import image as lab_image
+
+    # One at a time: each build keeps both cores busy.
+    return {version: lab_image.ensure_image(version, progress) for version in sorted(versions)}
+
+
+def _launch_all(state: dict, wanted: list[tuple[str, str, str]], images: dict, progress: Progress) -> None:
+    """Start every VM of `wanted` at once (they boot in parallel; _wait_all waits for them)."""
+    from mailagent.lab import image as lab_image
+
     folder = Path(state["lab_dir"])
-    names = host_names(hosts, hub)
-    ports = free_ports(2 * len(names))
-    for index, (name, group) in enumerate(names):
-        entry = {"name": name, "group": group, "ssh_host": "127.0.0.1",
+    taken = [p for e in state["hosts"] for p in (e["ssh_port"], e["smtp_port"])]
+    ports = free_ports(2 * len(wanted), taken)
+    for index, (name, group, version) in enumerate(wanted):
+        image = images[version]
+        entry = {"name": name, "group": group, "os": lab_image.suite(version).os_info(),
+                 "ssh_key": str(image.ssh_key), "ssh_host": "127.0.0.1",
                  "ssh_port": ports[2 * index], "smtp_port": ports[2 * index + 1], "pid": None,
                  "overlay": str(folder / f"{name}.qcow2"), "serial_log": str(folder / f"{name}.serial.log")}
         create_overlay(image, Path(entry["overlay"]))
@@ -280,16 +341,69 @@ def _launch_all(state: dict, hosts: int, hub: bool, image: Image, progress: Prog
         state["hosts"].append(entry)
         start(state, name)
         lab_state.save(state)
-        progress(f"{name}: booting ({state['accel']}, pid {entry['pid']}, ssh 127.0.0.1:{entry['ssh_port']})")
+        progress(f"{name}: booting Debian {version} ({state['accel']}, pid {entry['pid']}, "
+                 f"ssh 127.0.0.1:{entry['ssh_port']})")
+
+
+def _wait_all(state: dict, names: list[str], timeout: float, progress: Progress) -> None:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
+        waits = {pool.submit(wait_for_ssh, state, name, timeout, progress): name for name in names}
+        for done in as_completed(waits):
+            name = waits[done]
+            progress(f"{name}: ssh up on 127.0.0.1:{lab_state.host(state, name)['ssh_port']} "
+                     f"after {done.result():.0f}s")
+
+
+def _left_behind(folder: Path) -> bool:
+    """True when `folder` holds anything of a lab that was not taken down (or only partly)."""
+    parts = (lab_state.state_path(folder), folder / "sink", folder / "collector")
+    return any(p.exists() for p in parts) or any(folder.glob("*.qcow2"))
+
+
+def healthy(lab_dir: Path | None = None) -> bool:
+    """True when the lab's state loads and every VM, the sink and the collector it names run."""
+    try:
+        state = lab_state.load(lab_dir)
+    except lab_state.LabNotRunning:
+        return False
+    vms = all(is_running(e["pid"], e["overlay"]) for e in state["hosts"])
+    sink = not state["sink"] or _sink_module().status(Path(state["lab_dir"])).get("running", False)
+    collector = not state["collector"] or _collector_alive(Path(state["lab_dir"]) / "collector")
+    return vms and bool(sink) and collector
+
+
+def matches(state: dict, hosts: int, hub: bool, debian: str | None = None,
+            extra_hosts: dict[str, str] | None = None) -> bool:
+    """True when a lab's VMs are exactly `plan(...)`'s, on the current recipe's images."""
+    from mailagent.lab import image as lab_image
+
+    have = [(e["name"], e["group"], e["os"]["version"], e["ssh_key"]) for e in state["hosts"]]
+    want = [(name, group, version, str(lab_image.image_for(version).ssh_key))
+            for name, group, version in plan(hosts, hub, debian, extra_hosts)]
+    return have == want
 
 
 def down(lab_dir: Path | None = None, progress: Progress = print) -> None:
-    """Stop exactly what the lab's state says was started, remove the overlays and the state.
+    """Stop exactly what the lab's state says was started, then remove the lab's state: overlays,
+    state file, the collector's database and the sink's store (a next lab starts from nothing;
+    agents on new VMs make new keys, which an old collector database would refuse).
 
     A part that will not stop does not keep the others running; the state is then kept (with
-    what is still up) so `down` can be run again, and VMError lists what failed.
+    what is still up) so `down` can be run again, and VMError lists what failed. An unreadable
+    state (another version, half written) is cleaned away like a stale lab.
     """
-    state = lab_state.load(lab_dir)
+    try:
+        state = lab_state.load(lab_dir)
+    except lab_state.LabNotRunning:
+        from mailagent.lab import paths
+
+        folder = Path(lab_dir or paths.lab_dir())
+        if not lab_state.state_path(folder).exists():
+            raise
+        clean(folder, progress)
+        return
     errors = []
     for entry in state["hosts"]:
         try:
@@ -300,21 +414,88 @@ def down(lab_dir: Path | None = None, progress: Progress = print) -> None:
         Path(entry["overlay"]).unlink(missing_ok=True)
         progress(f"{entry['name']}: stopped")
     lab_state.save(state)
-    if state["sink"]:
+    errors += _stop_services(Path(state["lab_dir"]), progress)
+    if errors:
+        raise VMError("lab down left things running: " + "; ".join(errors))
+    _forget(Path(state["lab_dir"]))
+
+
+def clean(lab_dir: Path, progress: Progress = print) -> None:
+    """Stop whatever a lab left behind in `lab_dir` whatever its state file says (or whether it
+    can be read at all), then forget it. Processes are found by their command lines naming the
+    lab folder, so only the lab's own are signalled."""
+    folder = Path(lab_dir).absolute()
+    for pid, overlay in _lab_qemus(folder):
+        entry = {"name": Path(overlay).stem, "pid": pid, "overlay": overlay}
+        stop({"lab_dir": str(folder), "hosts": [entry]}, entry["name"])
+        progress(f"{entry['name']}: stopped (pid {pid})")
+    errors = _stop_services(folder, progress)
+    if errors:
+        raise VMError("cleaning the stale lab left things running: " + "; ".join(errors))
+    _forget(folder)
+
+
+def _lab_qemus(folder: Path) -> list[tuple[int, str]]:
+    """(pid, overlay) of live QEMUs whose disk is an overlay in `folder`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
         try:
-            _sink_module().stop(Path(state["lab_dir"]))
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith("qemu-system-x86_64"):
+            continue
+        for arg in argv:
+            disk = arg.partition("file=")[2].split(",")[0]
+            if disk.endswith(".qcow2") and Path(disk).parent == folder:
+                found.append((int(proc.name), disk))
+    return found
+
+
+def _stop_services(folder: Path, progress: Progress) -> list[str]:
+    errors = []
+    if (folder / "sink").exists():
+        try:
+            _sink_module().stop(folder)
             progress("sink: stopped")
         except Exception as exc:  # whatever the sink raises, report it with the rest
             errors.append(f"sink: {exc}")
-    if state.get("collector"):
+    collector = folder / "collector"
+    if (collector / "runtime.json").exists():
         try:
-            _collector_module().stop(Path(state["lab_dir"]) / "collector")
-            progress("collector: stopped")
+            if _collector_alive(collector):
+                _collector_module().stop(collector)
+                progress("collector: stopped")
         except Exception as exc:  # as with the sink: report it with the rest
             errors.append(f"collector: {exc}")
-    if errors:
-        raise VMError("lab down left things running: " + "; ".join(errors))
-    lab_state.remove(state["lab_dir"])
+    return errors
+
+
+def _collector_alive(folder: Path) -> bool:
+    """True when the collector recorded in `folder` runs (its pid is still that collector)."""
+    import json
+
+    try:
+        pid = json.loads((folder / "runtime.json").read_text())["pid"]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError):
+        return False
+    return b"collector" in argv and str(folder / "collector.toml").encode() in argv
+
+
+def _forget(folder: Path) -> None:
+    """Remove what a stopped lab kept: state, overlays, pidfiles, sink and collector folders.
+    Serial logs stay for the post-mortem (the next lab overwrites them)."""
+    import shutil
+
+    lab_state.remove(folder)
+    for path in (folder / "sink", folder / "collector"):
+        shutil.rmtree(path, ignore_errors=True)
+    for pattern in ("*.qcow2", "*.pid"):
+        for path in folder.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def _sink_module():
