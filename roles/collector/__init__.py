@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from io import StringIO
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jinja2
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
-from sqlalchemy.engine import make_url
 
 from mailagent.collector.settings import CollectorSettings, to_toml
-from roles.collector.operations import venv_installed
 from roles.collector.settings import ETC, TLS_CERT, TLS_KEY, TlsSource, settings_for
 from roles.collector.tls import certificate_files
-from roles.collector.wheels import WheelSet, build_wheels
+from roles.collector.wheels import WheelSet, WheelTarget, wheel_set_for
+from roles.platform import Platform, platform_of
+from roles.python_env import python_installed, venv_installed
+from roles.secrets import private_file
 
 TEMPLATES = Path(__file__).parent / "templates"
 USER = "mailagent-collector"
@@ -37,20 +39,20 @@ UNIT_PATH = "/etc/systemd/system/mailagent-collector.service"
 @deploy("mailagent collector")
 def install_collector():
     settings, tls = settings_for(host)
-    installed = install(wheel_set())
+    installed = install(wheel_set(), platform_of(host))
     changed = [installed, *configure(settings, tls)]
     activate(any_changed(*changed), changed[-1])
 
 
 def wheel_set() -> WheelSet:
-    prepared = host.data.get("collector_wheel_dir")
-    return WheelSet(Path(prepared)) if prepared else build_wheels()
+    platform = platform_of(host)
+    target = WheelTarget(python=platform.python, machine=platform.machine, glibc=platform.glibc)
+    return wheel_set_for(target, prepared=host.data.get("collector_wheel_dir"))
 
 
-def install(wheels: WheelSet):
+def install(wheels: WheelSet, platform: Platform):
     """Service user, Python, the uploaded wheels and the venv built from them offline."""
-    apt.packages(name="Install Python 3 with venv", packages=["python3", "python3-venv"],
-                 update=True, cache_time=3600)
+    python_installed(platform)
     server.group(name=f"Add the {USER} group", group=USER, system=True)
     server.user(name=f"Add the {USER} system user", user=USER, group=USER, system=True,
                 home=STATE, shell="/usr/sbin/nologin", ensure_home=False)
@@ -62,22 +64,24 @@ def install(wheels: WheelSet):
         files.put(name=f"Upload {WHEELS}/{name}", src=str(wheels.folder / name),
                   dest=f"{WHEELS}/{name}", mode="644")
     return venv_installed(name=f"Install the collector into {VENV} (offline, from the wheels)",
-                          venv=VENV, wheels=WHEELS, manifest=wheels.manifest)
+                          venv=VENV, wheels=WHEELS, manifest=wheels.manifest,
+                          python=platform.release.python)
 
 
 def configure(settings: CollectorSettings, tls: TlsSource | None) -> list:
     """Settings file, certificate and key, systemd unit; returns their operations (unit last)."""
     files.directory(name=f"Create {ETC}", path=ETC, user="root", group=USER, mode="750")
-    ops = [files.put(name=f"Upload {SETTINGS_PATH}", src=StringIO(to_toml(settings)),
-                     dest=SETTINGS_PATH, user="root", group=USER, mode="640")]
+    # The settings hold the registration token and the database password.
+    ops = [private_file(name=f"Upload {SETTINGS_PATH}", path=SETTINGS_PATH,
+                        content=to_toml(settings), group=USER, mode="640")]
     if tls is not None:
         cert, key = certificate_files(tls, host.name)
         files.directory(name=f"Create {ETC}/tls", path=f"{ETC}/tls", user="root", group=USER,
                         mode="750")
         ops.append(files.put(name=f"Upload {TLS_CERT}", src=str(cert), dest=TLS_CERT,
                              user="root", group=USER, mode="644"))
-        ops.append(files.put(name=f"Upload {TLS_KEY}", src=str(key), dest=TLS_KEY,
-                             user="root", group=USER, mode="640"))
+        ops.append(private_file(name=f"Upload {TLS_KEY}", path=TLS_KEY,
+                                content=Path(key).read_text(), group=USER, mode="640"))
     ops.append(files.put(name=f"Upload {UNIT_PATH}", src=StringIO(render_unit(settings)),
                          dest=UNIT_PATH, user="root", group="root", mode="644"))
     return ops
@@ -88,20 +92,27 @@ def render_unit(settings: CollectorSettings) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
                              lstrip_blocks=True, undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True)
-    url = make_url(settings.database_url)
+    backend, host_name, database = _database(settings.database_url)
     return env.get_template(UNIT_PATH.lstrip("/") + ".j2").render(
         service_user=USER, venv=VENV, settings_path=SETTINGS_PATH,
-        state_directory=Path(STATE).name, write_paths=_write_paths(url),
-        wants_postgresql=url.get_backend_name() == "postgresql" and url.host in (
+        state_directory=Path(STATE).name, write_paths=_write_paths(backend, database),
+        wants_postgresql=backend == "postgresql" and host_name in (
             None, "localhost", "127.0.0.1", "::1"),
         bind_low_port=settings.listen_address()[1] < 1024)
 
 
-def _write_paths(url) -> list[str]:
+def _database(url: str) -> tuple[str, str | None, str]:
+    """(backend, host, database) of a SQLAlchemy URL, read without SQLAlchemy: the deploy runs
+    without the collector's server stack ("postgresql+psycopg://u:p@db/x" -> postgresql, db, x)."""
+    parts = urlsplit(url)
+    return parts.scheme.split("+")[0], parts.hostname, parts.path[1:]
+
+
+def _write_paths(backend: str, database: str) -> list[str]:
     """A SQLite file outside the StateDirectory needs its folder writable (ProtectSystem=strict)."""
-    if url.get_backend_name() != "sqlite" or not url.database:
+    if backend != "sqlite" or not database:
         return []
-    folder = str(Path(url.database).parent)
+    folder = str(Path(database).parent)
     return [] if folder.startswith(STATE) else [folder]
 
 

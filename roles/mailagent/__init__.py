@@ -18,16 +18,19 @@ from pathlib import Path
 import jinja2
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Hostname, LinuxDistribution
-from pyinfra.operations import apt, dnf, files, server, systemd
+from pyinfra.facts.server import Hostname
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from mailagent.agent.settings import AgentSettings, to_toml
 from mailagent.relay.render import Target, drain_settings
-from roles.mailagent.operations import registered, signing_key, venv_installed
-from roles.mailagent.settings import COLLECTOR_CA_PATH, collector_of, settings_for
-from roles.mailagent.wheels import WheelSet, build_wheels
+from roles.mailagent.operations import registered, signing_key
+from roles.mailagent.settings import COLLECTOR_CA_PATH, collector_ca_pem, collector_of, settings_for
+from roles.mailagent.wheels import WheelSet, WheelTarget, wheel_set_for
+from roles.platform import Platform, platform_of
+from roles.postfix_relay.drained import stays_drained
 from roles.postfix_relay.validate import profile_for
+from roles.python_env import python_installed, venv_installed
 
 TEMPLATES = Path(__file__).parent / "templates"
 USER = "mailagent"
@@ -35,6 +38,7 @@ PREFIX = "/opt/mailagent"
 VENV = f"{PREFIX}/venv"
 WHEELS = f"{PREFIX}/wheels"
 MAILAGENT = f"{VENV}/bin/mailagent"
+ON_PATH = "/usr/local/bin/mailagent"
 SETTINGS_PATH = "/etc/mailagent/agent.toml"
 UNIT_PATH = "/etc/systemd/system/mailagent.service"
 REGISTERED_MARKER = "/var/lib/mailagent/registered"
@@ -42,35 +46,35 @@ REGISTERED_MARKER = "/var/lib/mailagent/registered"
 
 @deploy("mailagent agent")
 def install_agent(role: str = "relay"):
-    settings = settings_for(host, lambda: host.get_fact(Hostname), role=role, drain=_drain())
+    platform = platform_of(host)
+    settings = settings_for(host, lambda: host.get_fact(Hostname), role=role,
+                            drain=_drain(platform), log_source=platform.release.log_source)
     wheels = wheel_set()
-    install_done = install(wheels)
+    install_done = install(wheels, platform)
     settings_file, unit = configure(settings)
     key = signing_key(name=f"Make the host's signing key {settings.key_path} (if missing)",
                       path=str(settings.key_path), mailagent=MAILAGENT, user=USER)
-    activate(any_changed(install_done, settings_file, unit, key), unit)
+    activate(any_changed(install_done, settings_file, unit, key), unit,
+             running=not (role == "relay" and host.data.get("relay") and stays_drained(host)))
     register(settings)
 
 
-def _drain() -> dict | None:
+def _drain(platform: Platform) -> dict | None:
     """The relay profile's drain target, as `mailagent drain` needs it (None without one)."""
     if not host.data.get("relay"):
         return None
-    return drain_settings(profile_for(host), Target(os_family=_os_family()))
+    return drain_settings(profile_for(host), Target(os_family=platform.family))
 
 
 def wheel_set() -> WheelSet:
-    prepared = host.data.get("mailagent_wheel_dir")
-    return WheelSet(Path(prepared)) if prepared else build_wheels()
+    platform = platform_of(host)
+    target = WheelTarget(python=platform.python, machine=platform.machine, glibc=platform.glibc)
+    return wheel_set_for(target, prepared=host.data.get("mailagent_wheel_dir"))
 
 
-def install(wheels: WheelSet):
+def install(wheels: WheelSet, platform: Platform):
     """System user, Python, the uploaded wheels, and the venv built from them offline."""
-    if _os_family() == "rhel":
-        dnf.packages(name="Install Python 3", packages=["python3"])
-    else:
-        apt.packages(name="Install Python 3 with venv", packages=["python3", "python3-venv"],
-                     update=True, cache_time=3600)
+    python_installed(platform)
     server.group(name=f"Add the {USER} group", group=USER, system=True)
     server.user(name=f"Add the {USER} system user", user=USER, group=USER, system=True,
                 home="/var/lib/mailagent", shell="/usr/sbin/nologin", ensure_home=False)
@@ -80,8 +84,11 @@ def install(wheels: WheelSet):
     for name in ("requirements.txt", "MANIFEST"):
         files.put(name=f"Upload {WHEELS}/{name}", src=str(wheels.folder / name),
                   dest=f"{WHEELS}/{name}", mode="644")
-    return venv_installed(name=f"Install the agent into {VENV} (offline, from the uploaded wheels)",
-                          venv=VENV, wheels=WHEELS, manifest=wheels.manifest)
+    installed = venv_installed(name=f"Install the agent into {VENV} (offline, from the uploaded wheels)",
+                               venv=VENV, wheels=WHEELS, manifest=wheels.manifest,
+                               python=platform.release.python)
+    files.link(name=f"Put mailagent on the PATH ({ON_PATH})", path=ON_PATH, target=MAILAGENT)
+    return installed
 
 
 def configure(settings: AgentSettings):
@@ -90,9 +97,10 @@ def configure(settings: AgentSettings):
     files.directory(name="Create /var/lib/mailagent", path="/var/lib/mailagent", user=USER, group=USER,
                     mode="750")
     collector = collector_of(host)
-    if collector and collector.get("ca_pem"):
-        files.put(name=f"Upload the collector's CA {COLLECTOR_CA_PATH}",
-                  src=StringIO(collector["ca_pem"].strip() + "\n"), dest=COLLECTOR_CA_PATH, mode="644")
+    ca_pem = collector_ca_pem(host, collector) if collector else None
+    if ca_pem:
+        files.put(name=f"Upload the collector's CA {COLLECTOR_CA_PATH}", src=StringIO(ca_pem),
+                  dest=COLLECTOR_CA_PATH, mode="644")
     settings_file = files.put(name=f"Upload {SETTINGS_PATH}", src=StringIO(to_toml(settings)),
                               dest=SETTINGS_PATH, user="root", group=USER, mode="640")
     unit = files.put(name=f"Upload {UNIT_PATH}", src=StringIO(render_unit(settings)), dest=UNIT_PATH,
@@ -116,8 +124,14 @@ def _write_paths(settings: AgentSettings) -> list[str]:
     return sorted({str(p) for p in paths if not str(p).startswith("/var/lib/mailagent")})
 
 
-def activate(changed, unit) -> None:
+def activate(changed, unit, running: bool = True) -> None:
+    """Start (or restart) the agent; a drained host's agent stays stopped: its last report told
+    the collector the host is drained, and a new one would put it back on the watch list."""
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
+    if not running:
+        systemd.service(name="Keep mailagent stopped (host drained)", service="mailagent",
+                        running=False, enabled=True)
+        return
     systemd.service(name="Enable and start mailagent", service="mailagent", running=True, enabled=True)
     systemd.service(name="Restart mailagent (install, settings, unit or key changed)",
                     service="mailagent", restarted=True, _if=changed)
@@ -132,8 +146,3 @@ def register(settings: AgentSettings) -> None:
                token=str(collector["registration_token"]), mailagent=MAILAGENT,
                settings_path=SETTINGS_PATH, key_path=str(settings.key_path), marker=REGISTERED_MARKER)
 
-
-def _os_family() -> str:
-    meta = host.get_fact(LinuxDistribution).get("release_meta", {})
-    ids = {meta.get("ID", "").lower(), *meta.get("ID_LIKE", "").lower().split()}
-    return "rhel" if ids & {"rhel", "fedora", "centos"} else "debian"

@@ -10,26 +10,6 @@ from pyinfra.facts.files import File, FileContents, Sha256File
 
 
 @operation()
-def venv_installed(venv: str, wheels: str, manifest: str):
-    """Ensure `venv` holds exactly the wheel set whose MANIFEST is `manifest`, offline.
-
-    The installed manifest is kept in the venv, so an interrupted install is retried next run.
-    """
-    stamp = f"{venv}/.mailagent-manifest"
-    if host.get_fact(FileContents, path=stamp) == manifest.splitlines():
-        host.noop(f"{venv} already has this wheel set")
-        return
-    pip = f"{venv}/bin/pip"
-    yield StringCommand("python3", "-m", "venv", QuoteString(venv))
-    yield StringCommand(pip, "install", "--no-index", "--find-links", QuoteString(wheels),
-                        "-r", QuoteString(f"{wheels}/requirements.txt"))
-    project = next(line.split()[1] for line in manifest.splitlines() if line.split()[1].startswith("mailagent-"))
-    yield StringCommand(pip, "install", "--no-index", "--no-deps", "--force-reinstall",
-                        QuoteString(f"{wheels}/{project}"))
-    yield StringCommand("cp", QuoteString(f"{wheels}/MANIFEST"), QuoteString(stamp))
-
-
-@operation()
 def signing_key(path: str, mailagent: str, user: str):
     """Ensure the host has its Ed25519 key (made on the host; the private half never leaves it)."""
     if host.get_fact(File, path=path):

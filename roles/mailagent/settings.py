@@ -2,13 +2,17 @@
 
 Host data:
     mailagent   dict of AgentSettings fields (optional; defaults suit a Debian relay host)
-    collector   {"url": ..., "registration_token": ..., "ca_pem": optional PEM text of the CA
-                that signed the collector's certificate (written to COLLECTOR_CA_PATH)}
+    collector   {"url": ..., "registration_token": ..., and optionally the CA that signed the
+                collector's certificate (written to COLLECTOR_CA_PATH), either as "ca_file" (a
+                path on the control machine, read when the deploy runs, so an inventory can name
+                a CA that `mailagent pki init` or the collector's own deploy makes) or "ca_pem"
+                (its PEM text)}
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pydantic import ValidationError
 from pyinfra.api import DeployError
@@ -29,7 +33,22 @@ def collector_of(host) -> dict | None:
                           "and registration_token)")
     if not data.get("registration_token"):
         raise DeployError(f"{host.name}: collector.registration_token: missing")
+    if data.get("ca_file") and data.get("ca_pem"):
+        raise DeployError(f"{host.name}: collector: give ca_file or ca_pem, not both")
     return data
+
+
+def collector_ca_pem(host, collector: dict) -> str | None:
+    """The collector's CA as PEM text (from ca_pem, or read from ca_file now), or None."""
+    if collector.get("ca_pem"):
+        return collector["ca_pem"].strip() + "\n"
+    if not collector.get("ca_file"):
+        return None
+    path = Path(collector["ca_file"]).expanduser()
+    if not path.is_file():
+        raise DeployError(f"{host.name}: collector.ca_file: {path} does not exist on the control machine "
+                          f"(make the fleet CA first: mailagent pki init {path.parent})")
+    return path.read_text().strip() + "\n"
 
 
 def settings_for(host, fallback_hostname, role: str = "relay", drain: dict | None = None,
@@ -50,7 +69,7 @@ def settings_for(host, fallback_hostname, role: str = "relay", drain: dict | Non
     collector = collector_of(host)
     if collector and "collector_url" not in data:
         data["collector_url"] = collector["url"]
-    if collector and collector.get("ca_pem") and "collector_ca_file" not in data:
+    if collector and (collector.get("ca_pem") or collector.get("ca_file")) and "collector_ca_file" not in data:
         data["collector_ca_file"] = COLLECTOR_CA_PATH
     if "host" not in data:
         data["host"] = host.name if _HOSTNAME.match(host.name) else fallback_hostname()

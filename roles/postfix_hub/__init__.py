@@ -22,16 +22,15 @@ from mailagent.hub import credentials
 from mailagent.hub.render import (
     BLOCK_BEGIN, BLOCK_END, CLIENTS_FILE, REALM, SASL_DB, SASL_DIR, SENDER_LOGINS, TLS_DIR, render_hub,
 )
-from mailagent.relay.render import render
 from roles import certificates
 from roles.postfix_hub.clients import hub_clients, hub_settings
 from roles.postfix_hub.operations import managed_block, rebuild_sasldb_command
 from roles.postfix_relay import (
-    activate, check_ca_file, configure, gather_target, install, needs_restart,
+    activate, check_ca_file, configure, gather_target, install, needs_restart, rendered_for,
     validate, verify,
 )
 from roles.postfix_relay.facts import PostconfValues
-from roles.postfix_relay.operations import private_file
+from roles.secrets import private_file
 from roles.postfix_relay.validate import profile_for
 
 EXTRA_PACKAGES = {"debian": ("sasl2-bin",), "rhel": ("cyrus-sasl", "cyrus-sasl-md5")}
@@ -47,7 +46,7 @@ def postfix_hub(check: bool = True):
     cert, key = _certificate(settings)
     before = host.get_fact(PostconfValues, parameters=["inet_interfaces", "inet_protocols"])
     install(target, EXTRA_PACKAGES[target.os_family])
-    rendered = render(profile, target)
+    rendered = rendered_for(profile, target)
     hub = render_hub(settings, clients)
     rendered["main.cf"] += hub["main.cf.hub"]
     main_cf, maps = configure(rendered)

@@ -21,8 +21,10 @@ from mailagent.relay.render import (
     DEBIAN_CA_BUNDLE, RHEL_CA_BUNDLE, TLSPROXY_ENTRY, Target, ca_file, render,
 )
 from roles.platform import platform_of
+from roles.postfix_relay.drained import keep_refusing, stays_drained
 from roles.postfix_relay.facts import HasIPv6, MapIndexFresh, PostconfValues
-from roles.postfix_relay.operations import private_file, relay_accepts
+from roles.postfix_relay.operations import relay_accepts
+from roles.secrets import private_file
 from roles.postfix_relay.validate import profile_for
 
 CHECK_SCRIPT = "/usr/local/lib/mailagent/check_relay.py"
@@ -42,7 +44,7 @@ def postfix_relay(check: bool = True):
     check_ca_file(profile, target)
     before = host.get_fact(PostconfValues, parameters=list(RESTART_PARAMETERS))
     install(target)
-    rendered = render(profile, target)
+    rendered = rendered_for(profile, target)
     main_cf, maps = configure(rendered)
     config_changed = any_changed(main_cf, *maps)
     validate(config_changed)
@@ -68,6 +70,16 @@ def gather_target() -> Target:
     platform = platform_of(host)
     return Target(hostname=host.get_fact(Hostname), os_family=platform.family,
                   has_ipv6=host.get_fact(HasIPv6), postfix_version=platform.postfix)
+
+
+def rendered_for(profile, target: Target) -> dict[str, str]:
+    """The relay's files; a drained host keeps refusing mail (roles/postfix_relay/drained.py)."""
+    rendered = render(profile, target)
+    if stays_drained(host):
+        host.noop("host is drained: Postfix keeps refusing new mail and the agent stays stopped "
+                  "(deploy with --data undrain=true to put it back into service)")
+        rendered["main.cf"] = keep_refusing(rendered["main.cf"])
+    return rendered
 
 
 def check_ca_file(profile, target: Target) -> None:

@@ -70,6 +70,10 @@ class Plan:
     def text(self, name: str) -> str:
         return "\n".join(self.commands(name))
 
+    def names(self) -> list[str]:
+        """The planned operations' names, in order ("Remove mailagent | Remove /opt/mailagent")."""
+        return [sorted(self.state.get_op_meta(h).names)[0] for h in self.state.get_op_order()]
+
 
 @pytest.fixture
 def uploads(monkeypatch):
