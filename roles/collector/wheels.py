@@ -1,10 +1,11 @@
-"""Wheels for the collector, built on the control machine so the collector host needs no index.
+"""The collector's wheel set for its host, built on the control machine so it needs no index.
 
-The project wheel plus binary wheels of the collector's runtime requirements, read from
-pyproject.toml (core dependencies and the `collector` extra, without the control-machine-only
-pyinfra and paramiko); roles/wheelhouse.py does the building and caching.
+The project wheel (everything the collector runs, without the lab, Vagrant and control parts)
+plus binary wheels of the collector's runtime requirements, read from pyproject.toml (core
+dependencies and the `collector` extra, without the control-machine-only pyinfra and paramiko);
+mailagent.control.wheels does the resolving and caching, per target like the agent's.
 
-    <cache>/<key>/*.whl, requirements.txt, MANIFEST ("sha256  file" per wheel)
+    <cache>/<target key>/<hash>/*.whl, requirements.txt, MANIFEST ("sha256  file" per wheel)
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ import tomllib
 from pathlib import Path
 
 import mailagent
-
-from roles.wheelhouse import WheelSet, build_once, download, source_hash, write_manifest  # noqa: F401
+from mailagent.control.wheels import CACHE, SetSpec
+from roles.wheelhouse import WheelSet, WheelTarget, set_for, write_manifest  # noqa: F401
 
 PROJECT = Path(mailagent.__file__).resolve().parents[2]
 CONTROL_ONLY = ("pyinfra", "paramiko")
-DEFAULT_CACHE = Path.home() / ".cache" / "mailagent" / "collector-wheels"
+LEAVES_OUT = ("lab", "vagrantlab", "control", "hub")
+MIN_PYTHON = (3, 11)  # the collector reads its settings with tomllib
+DEFAULT_CACHE = CACHE / "collector-wheels"
+# There is no command for the collector's set alone: a deploy with an index builds it.
+HOW_TO_MAKE = ("deploy once without collector_wheel_dir from a control machine that reaches an "
+               "index (the set lands in {cache}/{key}/<hash>/) and copy that folder to {out}/{key}")
 
 
 def requirements(project: Path = PROJECT) -> list[str]:
@@ -28,11 +34,12 @@ def requirements(project: Path = PROJECT) -> list[str]:
     return [r for r in wanted if not r.lower().startswith(CONTROL_ONLY)]
 
 
-def build_wheels(cache: Path = DEFAULT_CACHE, project: Path = PROJECT) -> WheelSet:
-    """The wheel set for the current source, built now if not cached."""
+def collector_spec(cache: Path = DEFAULT_CACHE, project: Path = PROJECT) -> SetSpec:
+    return SetSpec("collector", "\n".join(requirements(project)) + "\n", LEAVES_OUT, Path(cache),
+                   min_python=MIN_PYTHON, how_to_make=HOW_TO_MAKE)
 
-    def fill(folder: Path) -> None:
-        (folder / "requirements.txt").write_text("\n".join(requirements(project)) + "\n")
-        download(folder, project, folder / "requirements.txt", "collector")
 
-    return build_once(Path(cache) / source_hash(project), fill)
+def wheel_set_for(target: WheelTarget, prepared: str | None = None,
+                  cache: Path = DEFAULT_CACHE) -> WheelSet:
+    """The collector's set for `target`: from the prepared folder when given, else built/cached."""
+    return set_for(collector_spec(cache), target, prepared, "collector_wheel_dir")

@@ -1,59 +1,30 @@
-"""Build the agent's wheels on the control machine, once per source version (cached by content).
+"""The agent's wheel set for a host, built on the control machine (mailagent.control.wheels).
 
-    <cache>/<key>/mailagent-0.1.0-py3-none-any.whl      the project
-    <cache>/<key>/pydantic-…manylinux….whl, httpx-…     its runtime dependencies for CPython 3.11
-                                                        on x86_64 Linux
-    <cache>/<key>/requirements.txt                      src/mailagent/agent/requirements.txt
-    <cache>/<key>/MANIFEST                              "sha256  file" per wheel: what the host installs
+    <cache>/<target key>/<hash>/mailagent-0.1.0-py3-none-any.whl   the host-side package only
+    <cache>/<target key>/<hash>/pydantic_core-…-cp313-…aarch64.whl  dependencies for the host's
+                                                                    CPython, machine and glibc
+    <cache>/<target key>/<hash>/requirements.txt, MANIFEST          what the host installs
 
-Two ways, the first that applies: when the control machine itself runs CPython 3.11 on x86_64
-glibc Linux, the installed packages are repacked (wheelpack.py: offline, no build backend);
-otherwise `pip wheel --no-deps` and `pip download --only-binary=:all: --python-version 3.11
---platform manylinux…` from the index pip is configured with.
-
-`key` hashes pyproject.toml, the agent requirements, every file of the package (and, when
-repacking, the installed versions), so an edit makes a new set and an unchanged tree reuses the
-old one. Hosts never reach an index.
+Hosts never reach an index: `mailagent_wheel_dir` names a folder of prepared sets (`mailagent
+wheels --out DIR`), else the set is built here with pip from the index pip is configured with.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import mailagent
+from mailagent.control.wheels import CACHE, agent_spec
+from roles.wheelhouse import WheelSet, WheelTarget, set_for, write_manifest  # noqa: F401
 
-from roles.mailagent import wheelpack
-from roles.wheelhouse import WheelSet, build_once, download, source_hash, write_manifest  # noqa: F401
-
-PROJECT = Path(mailagent.__file__).resolve().parents[2]
-REQUIREMENTS = Path(mailagent.__file__).resolve().parent / "agent" / "requirements.txt"
-DEFAULT_CACHE = Path.home() / ".cache" / "mailagent" / "wheels"
+DEFAULT_CACHE = CACHE / "wheels"
 
 
-def source_key(project: Path = PROJECT) -> str:
-    """Content hash of what goes into the wheels (and of the installed set when repacking)."""
-    installed = []
-    if wheelpack.matches_target():
-        installed = [f"{d.metadata['Name']}=={d.version}"
-                     for d in wheelpack.closure(REQUIREMENTS.read_text().splitlines())]
-    return source_hash(project, [REQUIREMENTS], installed)
+def wheel_set_for(target: WheelTarget, prepared: str | None = None,
+                  cache: Path = DEFAULT_CACHE) -> WheelSet:
+    """The agent's set for `target`: from the prepared folder when given, else built/cached."""
+    return set_for(agent_spec(cache), target, prepared, "mailagent_wheel_dir")
 
 
-def build_wheels(cache: Path = DEFAULT_CACHE, project: Path = PROJECT) -> WheelSet:
-    """The wheel set for the current source, built now if not cached."""
-
-    def fill(folder: Path) -> None:
-        if wheelpack.matches_target():
-            _repack(project, folder)
-        else:
-            download(folder, project, REQUIREMENTS, "agent")
-        shutil.copy(REQUIREMENTS, folder / "requirements.txt")
-
-    return build_once(Path(cache) / source_key(project), fill)
-
-
-def _repack(project: Path, folder: Path) -> None:
-    wheelpack.project_wheel(project / "src" / "mailagent", "mailagent", mailagent.__version__, folder)
-    for dist in wheelpack.closure(REQUIREMENTS.read_text().splitlines()):
-        wheelpack.repack(dist, folder)
+def build_wheels(cache: Path = DEFAULT_CACHE) -> WheelSet:
+    """The agent's set for this control machine's own interpreter (local venvs: tests, benches)."""
+    return wheel_set_for(WheelTarget.local(), cache=cache)

@@ -11,15 +11,29 @@ import sys
 
 # Each area's `cli` module has `register(subparsers)`, which adds its sub-commands and sets
 # `func` (taking the parsed args, returning an exit code) on each of them.
-AREAS = ("mailagent.relay.cli", "mailagent.agent.cli", "mailagent.collector.cli", "mailagent.lab.cli")
+# An area whose subpackage this install leaves out (fleet hosts get the agent's share only) is
+# skipped; a missing dependency of an area that is there still fails loudly.
+AREAS = ("mailagent.relay.cli", "mailagent.agent.cli", "mailagent.collector.cli", "mailagent.lab.cli",
+         "mailagent.control.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailagent", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for area in AREAS:
-        importlib.import_module(area).register(subparsers)
+        module = _area(area)
+        if module is not None:
+            module.register(subparsers)
     return parser
+
+
+def _area(name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name in (name, name.rsplit(".", 1)[0]):
+            return None
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

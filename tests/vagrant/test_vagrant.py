@@ -20,7 +20,8 @@ import pytest
 from mailagent.vagrantlab import box as vbox
 from mailagent.vagrantlab.netns import reap_stale
 from mailagent.vagrantlab.session import VagrantSession
-from roles.mailagent.wheels import build_wheels
+from mailagent.control.cli import publish
+from roles.mailagent.wheels import WheelTarget, wheel_set_for
 from tests.lab.helpers import changed_operations
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
@@ -36,8 +37,11 @@ def deployed(request, tmp_path_factory):
     started = time.monotonic()
     box = vbox.ensure_box(progress=lambda msg: say(f"vagrant test: {msg}"))
     box_seconds = round(time.monotonic() - started, 1)
-    # Built outside the namespace: the hosts install the agent from these, with no index.
-    wheels = build_wheels()
+    # Built outside the namespace: the hosts install the agent from these, with no index (a folder
+    # of sets by target, as `mailagent wheels --out` writes, for either suite's boxes).
+    wheels = tmp_path_factory.mktemp("wheels")
+    for target in (WheelTarget("3.11.2", "x86_64", (2, 36)), WheelTarget("3.13.5", "x86_64", (2, 41))):
+        publish(wheel_set_for(target).folder, wheels / target.key)
     runs = vbox.cache_root() / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     for note in reap_stale(runs):  # a run killed before its own teardown (SIGKILL, Ctrl-C)
@@ -57,7 +61,7 @@ def deployed(request, tmp_path_factory):
     session.vagrant("validate", timeout=60)
     session.vagrant("up", "--provider=libvirt", timeout=900)
     session.serve(box)
-    first = session.pyinfra(*DEPLOY, "--data", f"mailagent_wheel_dir={wheels.folder}",
+    first = session.pyinfra(*DEPLOY, "--data", f"mailagent_wheel_dir={wheels}",
                             label="first deploy")
     return session, first, wheels
 
@@ -87,7 +91,7 @@ def test_mail_from_each_box_reaches_the_sink_over_tls_with_auth(deployed):
 
 def test_second_deploy_changes_nothing(deployed):
     session, _, wheels = deployed
-    second = session.pyinfra(*DEPLOY, "--data", f"mailagent_wheel_dir={wheels.folder}",
+    second = session.pyinfra(*DEPLOY, "--data", f"mailagent_wheel_dir={wheels}",
                              label="second deploy")
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     output = second.stdout + second.stderr
