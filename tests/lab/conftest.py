@@ -1,4 +1,9 @@
-"""Shared lab fixtures: one real lab of booted VMs per test session, always torn down."""
+"""Shared lab fixtures: one real lab of booted VMs per test session, always torn down.
+
+The session lab runs Debian 13 (MAILAGENT_TEST_LAB_DEBIAN to change it); the Debian 12
+compatibility module boots its own VM into this same lab (same sink and collector) only
+when it runs, and removes it again afterwards.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,15 @@ from mailagent.lab import vm
 
 # How many relay VMs the shared lab boots (the end-to-end tests need at least 2), besides the hub.
 LAB_HOSTS = int(os.environ.get("MAILAGENT_TEST_LAB_HOSTS", "2"))
-# Modules that destroy lab VMs run after every other lab test.
-LAST = ("test_e2e_hub.py",)
+LAB_DEBIAN = os.environ.get("MAILAGENT_TEST_LAB_DEBIAN", "13")
+# Modules that destroy lab VMs run after every other lab test, in this order (the cycle test
+# takes the session lab down and brings a new one up in its folder).
+LAST = ("test_e2e_hub.py", "test_lab_cycle.py")
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.path.name in LAST)  # stable: keeps the order otherwise
+    # Stable: keeps the order otherwise.
+    items.sort(key=lambda item: LAST.index(item.path.name) + 1 if item.path.name in LAST else 0)
 
 
 def _with_sink() -> bool:
@@ -61,7 +69,7 @@ def lab(tmp_path_factory, request):
                 os.environ["MAILAGENT_LAB_DIR"] = previous
 
     request.addfinalizer(teardown)
-    return vm.up(hosts=LAB_HOSTS, hub=True, sink=_with_sink(), lab_dir=folder,
+    return vm.up(hosts=LAB_HOSTS, hub=True, sink=_with_sink(), lab_dir=folder, debian=LAB_DEBIAN,
                  progress=lambda msg: print(f"lab fixture: {msg}", flush=True))
 
 

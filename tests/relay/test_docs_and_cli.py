@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mailagent.relay.docs import update
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,3 +58,27 @@ def test_providers_json_lists_every_preset_with_ports_and_modes():
     assert rows["sendgrid"]["username"] == "apikey"
     table = mailagent("providers").stdout
     assert "smtp.sendgrid.net" in table and "2525" in table
+
+
+@pytest.mark.parametrize("version, level, protocols", [
+    ("3.5", "2", "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"), ("3.7.11", "3.6", ">=TLSv1.2")])
+def test_render_for_a_postfix_version(tmp_path, version, level, protocols):
+    profile = tmp_path / "relay.json"
+    profile.write_text(json.dumps({"provider": "sendgrid", "port": 2525, "password": "SG.k"}))
+    result = mailagent("render", "--profile", str(profile), "--out", str(tmp_path / "out"),
+                       "--postfix", version)
+    assert result.returncode == 0, result.stderr
+    main_cf = (tmp_path / "out" / "main.cf").read_text()
+    assert f"compatibility_level = {level}\n" in main_cf
+    assert f"smtp_tls_mandatory_protocols = {protocols}\n" in main_cf
+
+
+@pytest.mark.parametrize("version, line", [
+    ("three", "--postfix: 'three' is not a Postfix version like 3.7"),
+    ("3.4", "--postfix: 3.4 is older than Postfix 3.5, the oldest supported")])
+def test_render_bad_postfix_version_exits_2_with_one_line(tmp_path, version, line):
+    profile = tmp_path / "relay.json"
+    profile.write_text(json.dumps({"provider": "sendgrid", "port": 2525, "password": "SG.k"}))
+    result = mailagent("render", "--profile", str(profile), "--out", str(tmp_path / "out"),
+                       "--postfix", version)
+    assert (result.returncode, result.stderr.splitlines()) == (2, [line])

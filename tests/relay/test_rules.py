@@ -89,3 +89,58 @@ def test_password_from_the_environment():
 def test_password_is_not_in_the_profile_repr():
     profile = parse_profile(dict(SES, password="hunter2-secret"), environ={})
     assert "hunter2-secret" not in repr(profile) and "hunter2-secret" not in str(profile.model_dump())
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("inet_interfaces", "is set by mailagent (the relay listens on loopback only)"),
+        ("inet_protocols", "is set by mailagent (the relay listens on loopback only); use inet_protocols"),
+        ("mynetworks", "is set by mailagent (only this host may hand it mail)"),
+        ("mynetworks_style", "is set by mailagent (only this host may hand it mail)"),
+        ("smtpd_relay_restrictions", "is set by mailagent (only this host may hand it mail)"),
+        ("smtpd_recipient_restrictions", "is set by mailagent (only this host may hand it mail)"),
+        ("smtpd_client_restrictions", "is set by mailagent (only this host may hand it mail)"),
+        ("relayhost", "is set by mailagent (all mail goes to the smarthost); use provider, host and port"),
+        ("smtp_fallback_relay", "is set by mailagent (all mail goes to the smarthost); use fallback_relays"),
+        ("default_transport", "is set by mailagent (all mail goes to the smarthost); use provider, host and port"),
+        ("relay_transport", "is set by mailagent (all mail goes to the smarthost); use provider, host and port"),
+        ("transport_maps", "is set by mailagent (all mail goes to the smarthost); use provider, host and port"),
+        ("sender_dependent_relayhost_maps", "is set by mailagent (all mail goes to the smarthost); use provider, host and port"),
+        ("smtp_tls_security_level", "is set by mailagent (TLS to the smarthost is always required); use tls_verify"),
+        ("smtp_tls_wrappermode", "is set by mailagent (TLS to the smarthost is always required); use tls (or a port that implies it)"),
+        ("smtp_tls_mandatory_protocols", "is set by mailagent (TLS to the smarthost is always required at version 1.2 or later)"),
+        ("smtp_tls_protocols", "is set by mailagent (TLS to the smarthost is always required at version 1.2 or later)"),
+        ("smtp_sasl_security_options", "is set by mailagent (SASL follows the credentials); use username, password and sasl_mechanisms"),
+        ("smtp_sasl_auth_enable", "is set by mailagent (SASL follows the credentials); use username, password and sasl_mechanisms"),
+        ("mydestination", "is set by mailagent (a null client delivers nothing locally); use forward_root_to"),
+        ("local_transport", "is set by mailagent (a null client delivers nothing locally); use forward_root_to"),
+        ("smtp_use_tls", "obsolete since Postfix 3.9 (whose postconf warns that it will be removed); use the matching *_tls_security_level (for the smarthost: tls_verify)"),
+        ("smtp_enforce_tls", "obsolete since Postfix 3.9 (whose postconf warns that it will be removed); use the matching *_tls_security_level (for the smarthost: tls_verify)"),
+        ("smtpd_use_tls", "obsolete since Postfix 3.9 (whose postconf warns that it will be removed); use the matching *_tls_security_level (for the smarthost: tls_verify)"),
+        ("smtpd_enforce_tls", "obsolete since Postfix 3.9 (whose postconf warns that it will be removed); use the matching *_tls_security_level (for the smarthost: tls_verify)"),
+        ("smtp_tls_per_site", "obsolete since Postfix 3.9 (whose postconf warns that it will be removed); use the matching *_tls_policy_maps"),
+        ("disable_dns_lookups", "obsolete since Postfix 3.9 (whose postconf warns that it will be removed); use smtp_dns_support_level"),
+        ("smtpd_tls_dh1024_param_file", "obsolete since Postfix 3.9 (whose postconf warns that it will be removed); use nothing (leave the default)"),
+        ("smtpd_tls_eecdh_grade", "obsolete since Postfix 3.9 (whose postconf warns that it will be removed); use nothing (leave the default)"),
+        ("smtp_tls_cipherlist", "no longer a Postfix parameter (unknown to 3.5 and later); use the matching *_tls_mandatory_ciphers and *_tls_exclude_ciphers"),
+        ("smtpd_tls_cipherlist", "no longer a Postfix parameter (unknown to 3.5 and later); use the matching *_tls_mandatory_ciphers and *_tls_exclude_ciphers"),
+    ],
+)
+def test_extra_main_cf_refuses_guarded_and_obsolete_keys(key, expected):
+    assert f"relay.extra_main_cf.{key}: {expected}" in problems(dict(SES, extra_main_cf={key: "x"}))
+
+
+def test_extra_main_cf_refuses_comments_and_line_breaks_and_reports_all_at_once():
+    found = problems(dict(SES, extra_main_cf={"smtp_tls_loglevel": "1 # verbose",
+                                              "smtp_helo_name": "a\nb", "relayhost": "[x]:25"}))
+    assert found == [
+        "relay.extra_main_cf.smtp_tls_loglevel: contains '#' (Postfix 3.10 warns about a comment after a value)",
+        "relay.extra_main_cf.smtp_helo_name: must be one line",
+        "relay.extra_main_cf.relayhost: is set by mailagent (all mail goes to the smarthost); use provider, host and port",
+    ]
+
+
+def test_extra_main_cf_accepts_an_ordinary_parameter():
+    profile = parse_profile(dict(SES, extra_main_cf={"smtp_helo_name": "web1.example.com"}), environ={})
+    assert profile.extra_main_cf == {"smtp_helo_name": "web1.example.com"}

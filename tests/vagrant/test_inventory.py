@@ -94,3 +94,38 @@ def test_vagrant_validate_accepts_every_topology(tmp_path):
                                                 "VAGRANT_DOTFILE_PATH": str(tmp_path / "machines"),
                                                 "VAGRANT_CHECKPOINT_DISABLE": "1", **env})
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_vagrantfile_box_follows_the_debian_release(tmp_path):
+    """debian/trixie64 by default, debian/bookworm64 with MAILAGENT_DEBIAN=12, MAILAGENT_BOX wins;
+    an unknown release stops the Vagrantfile with a one-line reason."""
+    # The project's Vagrantfile under a stand-in `Vagrant.configure` that records the box.
+    stub = ("class Rec; def method_missing(n, *a, &b); $box = a[0] if n == :box=; b&.call(Rec.new); self; end; "
+            "def respond_to_missing?(*) = true; end; "
+            "module Vagrant; def self.configure(_v); yield Rec.new; end; end; "
+            f"load {str(PROJECT / 'Vagrantfile')!r}; puts \"BOX=#{{$box}}\"")
+
+    def box(**env) -> subprocess.CompletedProcess:
+        return subprocess.run(["ruby", "-e", stub], capture_output=True, text=True, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", **env})
+
+    assert box().stdout.strip() == "BOX=debian/trixie64"
+    assert box(MAILAGENT_DEBIAN="12").stdout.strip() == "BOX=debian/bookworm64"
+    assert box(MAILAGENT_DEBIAN="12", MAILAGENT_BOX="my/box").stdout.strip() == "BOX=my/box"
+    bad = box(MAILAGENT_DEBIAN="11")
+    assert bad.returncode != 0 and "MAILAGENT_DEBIAN=11" in bad.stderr
+
+
+def test_box_recipe_per_release(tmp_path, monkeypatch):
+    from mailagent.lab import image
+    from mailagent.vagrantlab import box as vbox
+
+    new, old = vbox.recipe(image.suite("13")), vbox.recipe(image.suite("12"))
+    assert image.recipe_hash(new) != image.recipe_hash(old)
+    assert (new["files"]["etc/hostname"], old["files"]["etc/hostname"]) == ("debian13\n", "debian12\n")
+    assert vbox.box_name(image.suite("13")) == "debian/trixie64"
+    monkeypatch.setenv("MAILAGENT_VAGRANT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(vbox.Box, "complete", lambda self: True)
+    built = vbox.ensure_box(progress=lambda _m: None)
+    assert built.name == "debian/trixie64" and built.box_file.name == "debian-trixie64.box"
+    assert built.folder.name.startswith("trixie-")

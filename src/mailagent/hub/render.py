@@ -8,6 +8,7 @@ that only relay for authenticated clients.
 from __future__ import annotations
 
 from mailagent.hub.settings import HubClient, HubSettings, sender_patterns
+from mailagent.relay.render import postfix_settings
 
 TLS_DIR = "/etc/postfix/hub-tls"
 SASL_DIR = "/etc/postfix/sasl"
@@ -21,11 +22,13 @@ BLOCK_END = "# END mailagent hub services"
 SECRET_FILES = frozenset({"hub_clients", "hub-tls/key.pem"})
 
 
-def render_hub(settings: HubSettings, clients: list[HubClient]) -> dict[str, str]:
+def render_hub(settings: HubSettings, clients: list[HubClient],
+               postfix_version: tuple[int, int] = (3, 10)) -> dict[str, str]:
     """{name: content}: `main.cf.hub` (to append), `master.cf.hub` (a managed block),
-    `sasl/smtpd.conf`, `hub_clients` (secret) and `hub_sender_logins`."""
+    `sasl/smtpd.conf`, `hub_clients` (secret) and `hub_sender_logins`. `postfix_version` is
+    the hub's (major, minor), as in the relay's `Target`."""
     return {
-        "main.cf.hub": _main_cf(settings),
+        "main.cf.hub": _main_cf(settings, postfix_settings(postfix_version)["tls_protocols"]),
         "master.cf.hub": _master_cf(settings),
         "sasl/smtpd.conf": _smtpd_conf(settings),
         "hub_clients": "".join(f"{c.login} {c.password}\n" for c in sorted(clients, key=_login)),
@@ -37,13 +40,13 @@ def _login(client: HubClient) -> str:
     return client.login
 
 
-def _main_cf(settings: HubSettings) -> str:
+def _main_cf(settings: HubSettings, tls_protocols: str) -> str:
     lines = [
         "",
         "# Hub: accepts authenticated mail from fleet hosts on the services in master.cf.",
         f"smtpd_tls_chain_files = {TLS_DIR}/key.pem, {TLS_DIR}/cert.pem",
-        "smtpd_tls_protocols = >=TLSv1.2",
-        "smtpd_tls_mandatory_protocols = >=TLSv1.2",
+        f"smtpd_tls_protocols = {tls_protocols}",
+        f"smtpd_tls_mandatory_protocols = {tls_protocols}",
         "smtpd_tls_loglevel = 1",
         "smtpd_sasl_type = cyrus",
         "smtpd_sasl_path = smtpd",

@@ -12,6 +12,7 @@ from mailagent.relay.presets import providers
 from mailagent.relay.profile import ProfileError, parse_profile
 
 RELAY_SETTINGS = Path("/etc/mailagent/relay.json")
+MIN_POSTFIX = (3, 5)
 
 
 def register(subparsers) -> None:
@@ -21,6 +22,8 @@ def register(subparsers) -> None:
     cmd.add_argument("--hostname", default="localhost", help="the target's host name")
     cmd.add_argument("--os-family", default="debian", choices=("debian", "rhel"))
     cmd.add_argument("--no-ipv6", action="store_true", help="the target has no IPv6")
+    cmd.add_argument("--postfix", default="3.10", metavar="X.Y",
+                     help="the target's Postfix version (3.5 or later; default 3.10)")
     cmd.set_defaults(func=cmd_render)
 
     cmd = subparsers.add_parser("providers", help="list the provider presets")
@@ -48,12 +51,13 @@ def cmd_render(args) -> int:
     from mailagent.relay.render import SECRET_FILES, Target, render  # jinja2: not on fleet hosts
 
     try:
+        version = postfix_version(args.postfix)
         profile = load_profile_file(args.profile)
     except ProfileError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
     target = Target(hostname=args.hostname, os_family=args.os_family,
-                    has_ipv6=not args.no_ipv6)
+                    has_ipv6=not args.no_ipv6, postfix_version=version)
     args.out.mkdir(parents=True, exist_ok=True)
     for name, content in render(profile, target).items():
         path = args.out / name
@@ -61,6 +65,17 @@ def cmd_render(args) -> int:
         path.chmod(0o600 if name in SECRET_FILES else 0o644)
         print(path)
     return 0
+
+
+def postfix_version(text: str) -> tuple[int, int]:
+    """"3.7" or "3.7.11" (what `postconf -h mail_version` prints) -> (3, 7)."""
+    parts = text.strip().split(".")
+    if len(parts) not in (2, 3) or not all(part.isdigit() for part in parts):
+        raise ProfileError([f"--postfix: {text!r} is not a Postfix version like 3.7"])
+    version = (int(parts[0]), int(parts[1]))
+    if version < MIN_POSTFIX:
+        raise ProfileError([f"--postfix: {text} is older than Postfix 3.5, the oldest supported"])
+    return version
 
 
 def cmd_providers(args) -> int:

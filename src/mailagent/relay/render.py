@@ -25,6 +25,19 @@ SYSTEM_ACCOUNTS = ("root", "postmaster", "abuse", "MAILER-DAEMON", "nobody", "ww
 
 SECRET_FILES = frozenset({"sasl_passwd"})
 
+# Settings whose syntax depends on the Postfix release: (first release, value), newest first.
+# 3.5 (RHEL 9, Debian 11) knows compatibility levels 0/1/2 only and no `>=TLSv1.2` ranges.
+BY_POSTFIX_VERSION: dict[str, tuple[tuple[tuple[int, int], str], ...]] = {
+    "compatibility_level": (((3, 6), "3.6"), ((0, 0), "2")),
+    "tls_protocols": (((3, 6), ">=TLSv1.2"), ((0, 0), "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1")),
+}
+
+
+def postfix_settings(version: tuple[int, int]) -> dict[str, str]:
+    """The version-dependent values for one release, e.g. (3, 5) -> {"compatibility_level": "2", ...}."""
+    return {name: next(value for since, value in choices if version >= since)
+            for name, choices in BY_POSTFIX_VERSION.items()}
+
 
 @dataclass(frozen=True)
 class Target:
@@ -33,6 +46,7 @@ class Target:
     hostname: str = "localhost"
     os_family: str = "debian"
     has_ipv6: bool = True
+    postfix_version: tuple[int, int] = (3, 10)
     postfix_version: tuple[int, int] = (3, 10)
 
     @property
@@ -87,6 +101,7 @@ def _main_cf(profile, target, relayhost, fallbacks, files) -> str:
         inet_protocols=_inet_protocols(profile, target),
         generic=bool(files["generic"]),
         virtual=bool(files["virtual"]),
+        postfix=postfix_settings(target.postfix_version),
     )
 
 

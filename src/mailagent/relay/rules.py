@@ -7,11 +7,55 @@ the user sees every problem at once. Rules see the profile before the preset fil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from fnmatch import fnmatchcase
 
 from mailagent.relay.presets import tls_for_port
 from mailagent.relay.profile import RelayProfile, is_domain
 
 Problem = tuple[str, str]
+
+_LOOPBACK = "the relay listens on loopback only"
+_NO_RELAY = "only this host may hand it mail"
+_SMARTHOST = "all mail goes to the smarthost"
+_TLS = "TLS to the smarthost is always required"
+_LOCAL = "a null client delivers nothing locally"
+# extra_main_cf keys the null client's guarantees rest on: (pattern, why, profile field instead).
+GUARDED: tuple[tuple[str, str, str | None], ...] = (
+    ("inet_interfaces", _LOOPBACK, None),
+    ("inet_protocols", _LOOPBACK, "inet_protocols"),
+    ("mynetworks", _NO_RELAY, None),
+    ("mynetworks_style", _NO_RELAY, None),
+    ("smtpd_relay_restrictions", _NO_RELAY, None),
+    ("smtpd_recipient_restrictions", _NO_RELAY, None),
+    ("smtpd_client_restrictions", _NO_RELAY, None),
+    ("relayhost", _SMARTHOST, "provider, host and port"),
+    ("smtp_fallback_relay", _SMARTHOST, "fallback_relays"),
+    ("default_transport", _SMARTHOST, "provider, host and port"),
+    ("relay_transport", _SMARTHOST, "provider, host and port"),
+    ("transport_maps", _SMARTHOST, "provider, host and port"),
+    ("sender_dependent_relayhost_maps", _SMARTHOST, "provider, host and port"),
+    ("smtp_tls_security_level", _TLS, "tls_verify"),
+    ("smtp_tls_wrappermode", _TLS, "tls (or a port that implies it)"),
+    ("smtp_tls_mandatory_protocols", _TLS + " at version 1.2 or later", None),
+    ("smtp_tls_protocols", _TLS + " at version 1.2 or later", None),
+    ("smtp_sasl_*", "SASL follows the credentials", "username, password and sasl_mechanisms"),
+    ("mydestination", _LOCAL, "forward_root_to"),
+    ("local_transport", _LOCAL, "forward_root_to"),
+)
+
+_WARNS = "obsolete since Postfix 3.9 (whose postconf warns that it will be removed)"
+_GONE = "no longer a Postfix parameter (unknown to 3.5 and later)"
+# Parameters Postfix drops: (pattern, status, what to use instead). From 3.10's postconf warnings.
+OBSOLETE: tuple[tuple[str, str, str], ...] = (
+    ("*_use_tls", _WARNS, "the matching *_tls_security_level (for the smarthost: tls_verify)"),
+    ("*_enforce_tls", _WARNS, "the matching *_tls_security_level (for the smarthost: tls_verify)"),
+    ("*_per_site", _WARNS, "the matching *_tls_policy_maps"),
+    ("disable_dns_lookups", _WARNS, "smtp_dns_support_level"),
+    ("*_tls_dh1024_param_file", _WARNS, "nothing (leave the default)"),
+    ("*_tls_eecdh_grade", _WARNS, "nothing (leave the default)"),
+    ("*_tls_cipherlist", _GONE, "the matching *_tls_mandatory_ciphers and *_tls_exclude_ciphers"),
+    ("tls_eecdh_*_curves", _GONE, "tls_eecdh_auto_curves"),
+)
 
 
 def _port(profile: RelayProfile) -> int | None:
@@ -117,13 +161,26 @@ def addresses(profile: RelayProfile) -> Iterator[Problem]:
 
 def extras(profile: RelayProfile) -> Iterator[Problem]:
     for key, value in profile.extra_main_cf.items():
+        field = f"extra_main_cf.{key}"
         if "sasl_password" in key or "static:" in value:
-            yield f"extra_main_cf.{key}", "credentials belong in username/password, not main.cf"
+            yield field, "credentials belong in username/password, not main.cf"
         if "\n" in value or "\n" in key:
-            yield f"extra_main_cf.{key}", "must be one line"
+            yield field, "must be one line"
+        if "#" in value:
+            yield field, "contains '#' (Postfix 3.10 warns about a comment after a value)"
+        yield from ((field, message) for message in _key_problems(key))
     for index, mechanism in enumerate(profile.sasl_mechanisms):
         if not mechanism.replace("-", "").isalnum():
             yield f"sasl_mechanisms.{index}", f"{mechanism!r} is not a SASL mechanism name"
+
+
+def _key_problems(key: str) -> Iterator[str]:
+    for pattern, why, instead in GUARDED:
+        if fnmatchcase(key, pattern):
+            yield f"is set by mailagent ({why})" + (f"; use {instead}" if instead else "")
+    for pattern, status, instead in OBSOLETE:
+        if fnmatchcase(key, pattern):
+            yield f"{status}; use {instead}"
 
 
 def _is_address(value: str) -> bool:

@@ -1,4 +1,5 @@
-"""A `debian/bookworm64` libvirt box and the apt repository its deploys install from, cached.
+"""A `debian/trixie64` (or `debian/bookworm64`) libvirt box and the apt repository its deploys
+install from, cached per suite.
 
 There is no Vagrant Cloud here, so the box is built from the lab image's debootstrap recipe
 (`mailagent.lab.image`), shaped the way Vagrant expects: user `vagrant` with passwordless sudo
@@ -8,7 +9,7 @@ plugin adds its own `.network` file for the private network). It boots its kerne
 deploy installs are downloaded while building and kept beside the box as a flat repository,
 which the box's apt sources name at the libvirt gateway address (netns.py serves it there).
 
-    <cache>/<recipe hash>/debian-bookworm64.box, repo/*.deb, repo/Packages, recipe.json
+    <cache>/<recipe hash>/debian-trixie64.box, repo/*.deb, repo/Packages, recipe.json
 
 Cache root: `$MAILAGENT_VAGRANT_CACHE_DIR` (default /var/cache/mailagent/vagrant).
 """
@@ -26,9 +27,7 @@ from pathlib import Path
 
 from mailagent.lab import image, paths
 
-BOX_NAME = "debian/bookworm64"
-BOX_FILE = "debian-bookworm64.box"
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 # vagrant-libvirt's management network gateway: the host, as the guests see it.
 GATEWAY = "192.168.121.1"
 REPO_PORT = 8000
@@ -57,19 +56,25 @@ GUEST_FILES = {
     "etc/sudoers.d/vagrant": "vagrant ALL=(ALL) NOPASSWD: ALL\n",
     "etc/apt/sources.list": f"deb [trusted=yes] {REPO_URL} ./\n",
     "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
-    "etc/hostname": "debian12\n",
 }
 # From the lab image: per-VM host keys at first boot, a small initrd, sshd without passwords.
 LAB_FILES = ("etc/systemd/system/lab-ssh-hostkey.service", "etc/initramfs-tools/conf.d/lab.conf",
              "etc/initramfs-tools/modules", "etc/ssh/sshd_config.d/lab.conf")
 
 
+def box_name(release: image.Suite) -> str:
+    """The name Vagrant knows the box by, as on Vagrant Cloud: debian/trixie64."""
+    return f"debian/{release.name}64"
+
+
 class Box:
     """A built box and its repository, on disk."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, release: image.Suite):
         self.folder = folder
-        self.box_file = folder / BOX_FILE
+        self.release = release
+        self.name = box_name(release)
+        self.box_file = folder / f"debian-{release.name}64.box"
         self.repo = folder / "repo"
 
     def complete(self) -> bool:
@@ -80,16 +85,23 @@ def cache_root() -> Path:
     return Path(os.environ.get("MAILAGENT_VAGRANT_CACHE_DIR") or "/var/cache/mailagent/vagrant")
 
 
-def recipe() -> dict:
-    """Everything that decides the box's content; its hash names the cache folder."""
-    return {"base": image.recipe(), "packages": sorted(PACKAGES), "repo": sorted(REPO_PACKAGES),
-            "repo_url": REPO_URL, "cmdline": CMDLINE, "files": GUEST_FILES, "lab_files": LAB_FILES,
-            "vagrantfile": BOX_VAGRANTFILE, "build_version": BUILD_VERSION}
+def guest_files(release: image.Suite) -> dict[str, str]:
+    return {**GUEST_FILES, "etc/hostname": f"debian{release.version}\n"}
 
 
-def ensure_box(progress=print) -> Box:
-    """The cached box for the current recipe, built first when missing (one builder at a time)."""
-    box = Box(cache_root() / image.recipe_hash(recipe()))
+def recipe(release: image.Suite) -> dict:
+    """Everything that decides one suite's box; its hash names the cache folder."""
+    return {"base": image.recipe(release), "packages": sorted(release.packages(PACKAGES)),
+            "repo": sorted(release.packages(REPO_PACKAGES)), "repo_url": REPO_URL, "cmdline": CMDLINE,
+            "files": guest_files(release), "lab_files": LAB_FILES, "vagrantfile": BOX_VAGRANTFILE,
+            "build_version": BUILD_VERSION}
+
+
+def ensure_box(debian: str | None = None, progress=print) -> Box:
+    """The cached box of Debian `debian` (default image.DEFAULT_DEBIAN) for the current recipe,
+    built first when missing (one builder at a time)."""
+    release = image.suite(debian)
+    box = Box(cache_root() / f"{release.name}-{image.recipe_hash(recipe(release))}", release)
     if box.complete():
         progress(f"box: reusing {box.folder}")
         return box
@@ -111,13 +123,13 @@ def _build(box: Box, progress) -> None:
             run = image._runner(log, log_path)
             mirrors = paths.host_mirrors()
             progress(f"box: building {box.folder.name} from {mirrors.main} (takes minutes)")
-            image._debootstrap(run, root, mirrors, PACKAGES)
-            _download_repo(run, root, mirrors, tmp / "repo")
-            _configure(run, root)
+            image._debootstrap(run, root, mirrors, box.release, PACKAGES)
+            _download_repo(run, root, mirrors, box.release, tmp / "repo")
+            _configure(run, root, box.release)
             image._extract_boot_files(root, tmp)
-            _pack(run, root, tmp)
+            _pack(run, root, tmp, box.box_file.name)
         image._remove_tree(root)
-        (tmp / "recipe.json").write_text(json.dumps(recipe(), indent=2) + "\n")
+        (tmp / "recipe.json").write_text(json.dumps(recipe(box.release), indent=2) + "\n")
         shutil.rmtree(box.folder, ignore_errors=True)
         os.rename(tmp, box.folder)
     except BaseException:
@@ -129,14 +141,14 @@ def _build(box: Box, progress) -> None:
     progress(f"box: built in {time.monotonic() - started:.0f}s")
 
 
-def _download_repo(run, root: Path, mirrors, repo: Path) -> None:
+def _download_repo(run, root: Path, mirrors, release: image.Suite, repo: Path) -> None:
     """The .debs the deploy needs on this very tree, as a flat repository with a Packages index."""
     chroot = ["chroot", str(root)]
-    (root / "etc/apt/sources.list").write_text(image._sources_list(mirrors))
+    image.write_apt_sources(root, mirrors, release)
     shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
     run([*chroot, "apt-get", "update", "-q"], env=image.CHROOT_ENV)
     run([*chroot, "apt-get", "clean"], env=image.CHROOT_ENV)
-    run([*chroot, "apt-get", "install", "-y", "-q", "--download-only", *REPO_PACKAGES],
+    run([*chroot, "apt-get", "install", "-y", "-q", "--download-only", *release.packages(REPO_PACKAGES)],
         env=image.CHROOT_ENV)
     repo.mkdir()
     for deb in (root / "var/cache/apt/archives").glob("*.deb"):
@@ -147,13 +159,14 @@ def _download_repo(run, root: Path, mirrors, repo: Path) -> None:
     run([*chroot, "apt-get", "clean"], env=image.CHROOT_ENV)
     for lists in (root / "var/lib/apt/lists").glob("*_*"):  # the mirror's; the box knows only the repo
         lists.unlink()
+    (root / "etc/apt/sources.list.d/debian.sources").unlink(missing_ok=True)
 
 
-def _configure(run, root: Path) -> None:
+def _configure(run, root: Path, release: image.Suite) -> None:
     chroot = ["chroot", str(root)]
     for rel in LAB_FILES:
         _write(root / rel, image.GUEST_FILES[rel])
-    for rel, text in GUEST_FILES.items():
+    for rel, text in guest_files(release).items():
         _write(root / rel, text)
     (root / "etc/sudoers.d/vagrant").chmod(0o440)
     _write(root / "etc/resolv.conf", "")  # no DNS anywhere; every name the deploy needs is in hosts
@@ -184,7 +197,7 @@ def _insecure_key() -> Path:
     return found[-1]
 
 
-def _pack(run, root: Path, folder: Path) -> None:
+def _pack(run, root: Path, folder: Path, box_file: str) -> None:
     """ext4 from the tree, as qcow2, tarred with the box metadata and the boot files."""
     raw = folder / "disk.raw"
     run(["mkfs.ext4", "-q", "-F", "-L", "vagrant-root", "-d", str(root), str(raw), image.DISK_SIZE])
@@ -194,6 +207,6 @@ def _pack(run, root: Path, folder: Path) -> None:
         {"provider": "libvirt", "format": "qcow2", "virtual_size": int(image.DISK_SIZE.rstrip("G"))}))
     (folder / "Vagrantfile").write_text(BOX_VAGRANTFILE)
     members = ["metadata.json", "Vagrantfile", "box.img", "vmlinuz", "initrd.img"]
-    run(["tar", "-C", str(folder), "-cf", str(folder / BOX_FILE), *members])
+    run(["tar", "-C", str(folder), "-cf", str(folder / box_file), *members])
     for name in members:
         (folder / name).unlink()

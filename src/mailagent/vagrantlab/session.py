@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 from mailagent.lab import sink
-from mailagent.vagrantlab.box import BOX_NAME, GATEWAY, REPO_PORT, Box
+from mailagent.vagrantlab.box import GATEWAY, REPO_PORT, Box
 from mailagent.vagrantlab.netns import Netns, name_for
 
 HOME_VAGRANTFILE = """\
@@ -46,6 +46,7 @@ class VagrantSession:
         self.netns = Netns(name_for(os.getpid()), folder)
         self.timings: dict[str, float] = {}
         self.lab_dir = folder / "lab"
+        self.box: str | None = None  # the box `start` registered (and the Vagrantfile is told to use)
 
     def env(self) -> dict[str, str]:
         venv_bin = str(Path(sys.executable).parent)
@@ -58,6 +59,7 @@ class VagrantSession:
             "VAGRANT_CHECKPOINT_DISABLE": "1",
             "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1",
             "MAILAGENT_RELAYS": str(self.relays),
+            **({"MAILAGENT_BOX": self.box} if self.box else {}),
             "MAILAGENT_LAB_DIR": str(self.lab_dir),
             "MAILAGENT_SINK_HOST": GATEWAY,
             "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -70,7 +72,8 @@ class VagrantSession:
         home.mkdir()
         (home / "Vagrantfile").write_text(HOME_VAGRANTFILE)
         self.netns.start()
-        self.vagrant("box", "add", "--name", BOX_NAME, str(box.box_file), timeout=300)
+        self.vagrant("box", "add", "--name", box.name, str(box.box_file), timeout=300)
+        self.box = box.name
 
     def vagrant(self, *args: str, timeout: float = 600, check: bool = True):
         return self.timed(f"vagrant {args[0]}", ["vagrant", *args], timeout, check)
