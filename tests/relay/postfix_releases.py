@@ -68,7 +68,8 @@ class Release:
         """Run one of this tree's programs with this tree's loader and libraries only."""
         command = [str(self.loader), "--inhibit-cache", "--library-path", self.library_path,
                    str(self.root / program), *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+        return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=TIMEOUT)
 
     def postconf(self, config: Path, *args: str) -> subprocess.CompletedProcess:
         """`postconf -c config ...` (a folder made by `config_dir`)."""
