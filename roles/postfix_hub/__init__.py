@@ -47,7 +47,7 @@ def postfix_hub(check: bool = True):
     before = host.get_fact(PostconfValues, parameters=["inet_interfaces", "inet_protocols"])
     install(target, EXTRA_PACKAGES[target.os_family])
     rendered = rendered_for(profile, target)
-    hub = render_hub(settings, clients)
+    hub = render_hub(settings, clients, postfix_version=target.postfix_version)
     rendered["main.cf"] += hub["main.cf.hub"]
     main_cf, maps = configure(rendered)
     server_side = serve(hub, cert, key)

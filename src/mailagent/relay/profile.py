@@ -215,7 +215,10 @@ class RelayProfile(BaseModel):
     extra_main_cf: dict[str, str] = Field(
         default_factory=dict,
         description="Further `main.cf` parameters, written last. `postconf` must accept them "
-        "without warnings; credentials are refused here.",
+        "without warnings. Refused: credentials, what the null client rests on (listeners, "
+        "`mynetworks`, smtpd restrictions, relayhost and transports, smtp TLS level, mode and "
+        "protocols, `smtp_sasl_*`, local delivery; the field to use is named), parameters "
+        "Postfix 3.9+ calls obsolete, and values with `#` or a line break.",
     )
 
     @property
