@@ -6,6 +6,8 @@ import os
 import stat
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from mailagent import signing
 from mailagent.signing import BadSignature, Stale, UnknownHost
@@ -25,6 +27,20 @@ def test_generate_key_is_private_and_loadable(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert signing.public_key_text(signing.load_private_key(path)) == signing.public_key_text(key)
     assert [p.name for p in path.parent.iterdir()] == ["agent.key"]  # no temp file left
+
+
+def test_loaded_key_signs_the_same_bytes_as_the_generated_one(key, tmp_path):
+    loaded = signing.load_private_key(tmp_path / "agent.key")
+    for message in (b"", b"mailagent-v1\nweb1\n", os.urandom(70_000)):
+        assert loaded.sign(message) == key.sign(message)  # Ed25519 is deterministic
+
+
+def test_a_key_of_another_type_is_refused(tmp_path):
+    path = tmp_path / "ec.key"
+    path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with pytest.raises(BadSignature, match="not an Ed25519 private key"):
+        signing.load_private_key(path)
 
 
 def test_public_key_text_is_base64_of_32_bytes(key):

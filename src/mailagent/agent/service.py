@@ -40,7 +40,7 @@ class Agent:
         s = self.settings
         if not s.collector_url:
             return None
-        key = signing.load_signer(s.key_path)
+        key = signing.load_private_key(s.key_path)
         verify = str(s.collector_ca_file) if s.collector_ca_file else True
         return Reporter(s.collector_url, s.host, key, self.spool,
                         Backoff(s.interval_seconds, s.backoff_max_seconds),

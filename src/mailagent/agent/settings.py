@@ -14,11 +14,15 @@ import json
 import os
 import re
 import socket
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (Ubuntu 22.04): the same parser, as a package
+    import tomli as tomllib
 
 DEFAULT_PATH = Path("/etc/mailagent/agent.toml")
 # Postfix's "[host]:port" next-hop form (brackets: no MX lookup); IPv6 as [ipv6:2001:db8::1].
