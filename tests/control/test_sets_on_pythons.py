@@ -8,8 +8,6 @@ warning and a skip naming the version, and the last test fails when none could b
 
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 import warnings
 from pathlib import Path
@@ -20,12 +18,12 @@ from mailagent.control.targets import WheelTarget
 from mailagent.control.wheels import agent_spec, build_set
 from tests.agent.conftest import queue_tree, settings  # noqa: F401  (fixtures)
 from tests.agent.test_cli import write_settings
-from tests.agent.test_with_collector import TOKEN, collector, wait_for_host  # noqa: F401
+from tests.agent.test_with_collector import wait_for_host
+from tests.collector.conftest import TOKEN, make_server  # noqa: F401  (fixture)
 from tests.control.helpers import host_env
 
 PYENV = Path.home() / ".pyenv" / "versions"
 MINORS = ("3.10", "3.12", "3.13")
-exercised: list[str] = []
 
 
 def interpreter(minor: str) -> Path | None:
@@ -60,13 +58,14 @@ def run(venv: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("minor", MINORS)
-def test_agent_from_its_set_reports_to_a_real_collector(minor, collector, tmp_path, settings):  # noqa: F811
+def test_agent_from_its_set_reports_to_a_real_collector(minor, make_server, tmp_path, settings):  # noqa: F811
     python = interpreter(minor)
     if python is None:
         message = f"Python {minor} NOT exercised: no {PYENV}/{minor}.*/bin/python on this machine"
         warnings.warn(message, pytest.PytestWarning)
         pytest.skip(message)
     venv, target = host_venv(python, tmp_path)
+    collector = make_server()
     assert run(venv, "--help").returncode == 0
     # Only the host's share is there: no lab, collector or control commands.
     commands = run(venv, "--help").stdout
@@ -84,8 +83,6 @@ def test_agent_from_its_set_reports_to_a_real_collector(minor, collector, tmp_pa
     assert once.returncode == 0, once.stderr
     seen = wait_for_host(collector.url, settings.host)
     assert seen["queue"]["deferred"] == 5 and seen["queue"]["hold"] == 2
-    assert seen["agent_version"] if "agent_version" in seen else True
-    exercised.append(f"{target.python} ({python})")
     print(f"exercised CPython {target.python} from {python}: set {target.key}")
 
 
@@ -96,4 +93,3 @@ def test_at_least_one_host_python_was_exercised():
         warnings.warn(f"Python {', '.join(missing)} NOT exercised (no pyenv interpreter)",
                       pytest.PytestWarning)
     assert len(missing) < len(MINORS), f"no Python of {MINORS} found under {PYENV}: none exercised"
-    assert platform.machine() == "x86_64" or os.environ.get("CI") is None

@@ -13,7 +13,7 @@ import mailagent
 from mailagent.cli import _area, main
 from mailagent.control import wheels
 from mailagent.control.targets import UnsupportedTarget, WheelTarget, parse_target
-from mailagent.control.wheels import (NoPreparedSet, ResolutionFailed, SetSpec, WheelSet, agent_spec,
+from mailagent.control.wheels import (NoPreparedSet, SetSpec, WheelSet, agent_spec,
                                       build_set, find_prepared, set_hash, write_manifest)
 
 DEBIAN13_ARM = WheelTarget("3.13.5", "aarch64", (2, 41))
@@ -53,7 +53,8 @@ def test_wheels_command_refuses_a_target_with_one_line(argv, problem, tmp_path, 
 
 
 def test_wheels_command_exits_1_with_pips_tail(tmp_path, capsys, monkeypatch):
-    stderr = "WARNING: Location 'file:///x/' is ignored\nERROR: No matching distribution found for pydantic-core==9\n"
+    stderr = ("WARNING: Location 'file:///x/' is ignored\n"
+              "ERROR: No matching distribution found for pydantic-core==9\n")
     monkeypatch.setattr(wheels.subprocess, "run",
                         lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", stderr))
     monkeypatch.setattr("mailagent.control.cli.agent_spec", lambda: agent_spec(tmp_path / "cache"))
