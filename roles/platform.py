@@ -137,16 +137,23 @@ def resolve(facts: dict) -> Platform | str:
         return f"unsupported platform: {has}; supported: {supported_summary()}"
     postfix = (version_tuple(facts.get("postfix", ""), 2)
                or version_tuple(facts.get("postfix_candidate", ""), 2) or release.postfix)
-    python = _full_version(facts.get(release.python, "")) or _full_version(
-        facts.get(f"{release.python}_candidate", "")) or release.python_version
+    python = _full_version(facts.get(release.python, ""), release) or _full_version(
+        facts.get(f"{release.python}_candidate", ""), release) or release.python_version
     if version_tuple(python, 2) < (3, 10):
         return f"unsupported platform: {has} has Python {python} as {release.python}; the agent needs 3.10+"
     return Platform(release=release, machine=machine, glibc=glibc, postfix=postfix, python=python)
 
 
-def _full_version(text: str) -> str | None:
-    numbers = version_tuple(text, 3) or version_tuple(text, 2)
-    return ".".join(map(str, numbers)) if numbers else None
+def _full_version(text: str, release: Release) -> str | None:
+    """X.Y.Z (wheel sets are resolved for a full version); X.Y alone takes the release's own Z."""
+    numbers = version_tuple(text, 3)
+    if numbers:
+        return ".".join(map(str, numbers))
+    minor = version_tuple(text, 2)
+    if not minor:
+        return None
+    shipped = release.python_version
+    return shipped if version_tuple(shipped, 2) == minor else ".".join(map(str, minor)) + ".0"
 
 
 def supported_summary() -> str:

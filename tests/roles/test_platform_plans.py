@@ -103,3 +103,8 @@ def test_an_old_default_python_without_the_package_is_refused():
     assert resolve(facts).python == "3.11.9"  # the release's packaged python3.11
     old = resolve({**PLATFORMS["ubuntu2204"], "python3": "3.9.5"})
     assert isinstance(old, str) and "the agent needs 3.10+" in old
+
+
+def test_a_two_part_python_version_becomes_a_full_one():
+    assert resolve({**PLATFORMS["debian13"], "python3": "", "python3_candidate": "3.13"}).python == "3.13.5"
+    assert resolve({**PLATFORMS["debian13"], "python3": "", "python3_candidate": "3.14"}).python == "3.14.0"
