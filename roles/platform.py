@@ -18,6 +18,7 @@ from pyinfra.api import DeployError, FactBase
 
 MACHINES = ("x86_64", "aarch64")
 MIN_GLIBC = (2, 34)
+PYTHONS = ((3, 10), (3, 13))  # the agent's interpreters, oldest and newest
 _CACHE_ATTRIBUTE = "_mailagent_platforms"
 
 
@@ -139,8 +140,9 @@ def resolve(facts: dict) -> Platform | str:
                or version_tuple(facts.get("postfix_candidate", ""), 2) or release.postfix)
     python = _full_version(facts.get(release.python, ""), release) or _full_version(
         facts.get(f"{release.python}_candidate", ""), release) or release.python_version
-    if version_tuple(python, 2) < (3, 10):
-        return f"unsupported platform: {has} has Python {python} as {release.python}; the agent needs 3.10+"
+    if not PYTHONS[0] <= version_tuple(python, 2) <= PYTHONS[1]:
+        return (f"unsupported platform: {has} has Python {python} as {release.python}; the agent runs "
+                f"on {'.'.join(map(str, PYTHONS[0]))} to {'.'.join(map(str, PYTHONS[1]))}")
     return Platform(release=release, machine=machine, glibc=glibc, postfix=postfix, python=python)
 
 
