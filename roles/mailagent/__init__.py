@@ -144,5 +144,6 @@ def register(settings: AgentSettings) -> None:
         return
     registered(name=f"Register the host's public key with {collector['url']}", url=collector["url"],
                token=str(collector["registration_token"]), mailagent=MAILAGENT,
-               settings_path=SETTINGS_PATH, key_path=str(settings.key_path), marker=REGISTERED_MARKER)
+               settings_path=SETTINGS_PATH, key_path=str(settings.key_path), marker=REGISTERED_MARKER,
+               admin_token=str(collector["admin_token"]) if collector.get("admin_token") else None)
 

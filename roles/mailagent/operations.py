@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api.command import PyinfraCommand
 from pyinfra.facts.files import File, FileContents, Sha256File
 
 
@@ -30,17 +31,44 @@ _WRITE_MARKER = 'printf "%s %s\\n" "$1" "$(sha256sum "$2" | cut -d" " -f1)" | sh
 
 
 @operation(is_idempotent=False)
-def registered(url: str, token: str, mailagent: str, settings_path: str, key_path: str, marker: str):
-    """Register the host's public key with the collector; the token goes on stdin, never argv.
+def registered(url: str, token: str, mailagent: str, settings_path: str, key_path: str, marker: str,
+               admin_token: str | None = None):
+    """Register the host's public key with the collector; tokens go on stdin, never argv.
 
     Runs unless the marker says this very key is registered with `url` (a new key, or a new
-    collector URL, registers again; the collector takes the same key twice as a no-op).
+    collector URL, registers again; the collector takes the same key twice as a no-op). With
+    the admin token, a host rebuilt under the same name (a new key) replaces its old key, and
+    the deploy's output says so.
     """
     expected = registration_marker(url, host.get_fact(Sha256File, path=key_path))
     if host.get_fact(FileContents, path=marker) == [expected]:
         host.noop(f"already registered with {url}")
         return
-    yield StringCommand(mailagent, "register", "--settings", QuoteString(settings_path),
-                        "--url", QuoteString(url), _stdin=token + "\n")
+    stdin = token + "\n" + (admin_token + "\n" if admin_token else "")
+    yield SayingCommand(StringCommand(mailagent, "register", "--settings", QuoteString(settings_path),
+                                      "--url", QuoteString(url), _stdin=stdin),
+                        say="registered key replaced")
     yield StringCommand("sh", "-c", QuoteString(_WRITE_MARKER), "-", QuoteString(url),
                         QuoteString(key_path), QuoteString(marker))
+
+
+class SayingCommand(PyinfraCommand):
+    """A command whose stdout lines containing `say` are shown in the deploy's output (pyinfra
+    prints a successful command's output only with -vvv); on failure its stderr is shown."""
+
+    def __init__(self, command: StringCommand, say: str):
+        super().__init__()
+        self.command, self.say = command, say
+
+    def __str__(self) -> str:
+        return str(self.command)
+
+    def __repr__(self) -> str:
+        return f"SayingCommand({self.command!r})"
+
+    def execute(self, state, host, connector_arguments) -> bool:
+        ok, output = self.command.execute(state, host, connector_arguments)
+        for line in output.stdout_lines if ok else output.stderr_lines:
+            if not ok or self.say in line:
+                (logger.info if ok else logger.error)(f"{host.print_prefix}{line.strip()}")
+        return ok

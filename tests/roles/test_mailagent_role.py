@@ -123,3 +123,13 @@ def test_unit_is_hardened_with_one_capability():
 def install_agent_deploy():
     from roles.mailagent import install_agent
     return install_agent
+
+
+def test_admin_token_goes_on_stdin_after_the_registration_token(run_deploy, wheel_dir):
+    collector = {**COLLECTOR, "admin_token": "admin-TOKEN-s3cret-0123456789abcdef"}
+    plan = run_deploy(install_agent_deploy(), [agent_host("web1", wheel_dir, collector=collector)])
+    host = plan.state.inventory.get_host("@fake/web1")
+    text = plan.text("web1")
+    assert f"{MAILAGENT} register --settings /etc/mailagent/agent.toml" in text
+    assert "admin-TOKEN-s3cret" not in text and "reg-TOKEN-s3cret" not in text
+    assert host.connector.executed_commands  # the plan ran

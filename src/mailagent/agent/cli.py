@@ -29,7 +29,8 @@ def register(subparsers) -> None:
                                 "(registration token on stdin)")
     cmd.add_argument("--settings", type=Path)
     cmd.add_argument("--url", help="collector URL (default: collector_url from the settings)")
-    cmd.add_argument("--replace", action="store_true", help="replace a different registered key")
+    cmd.add_argument("--replace", action="store_true", help="replace a different registered key "
+                     "(needs the admin token: stdin's second line, or its only one)")
     cmd.set_defaults(func=cmd_register)
 
     cmd = subparsers.add_parser("drain", help="make this host safe to remove: refuse new mail, empty "
@@ -100,20 +101,27 @@ def cmd_keygen(args) -> int:
 
 
 def cmd_register(args) -> int:
-    from mailagent.agent.register import RegistrationFailed, register
+    """Tokens on stdin: the registration token, then optionally the admin token (the deploy's),
+    which replaces a different registered key (a rebuilt host)."""
+    from mailagent.agent.register import REPLACED, RegistrationFailed, register, register_or_replace
     settings = _settings(args)
     if settings is None:
         return 2
-    token = sys.stdin.readline().strip()
+    token, admin = sys.stdin.readline().strip(), sys.stdin.readline().strip() or None
     if not token:
         print("registration token: expected on stdin", file=sys.stderr)
         return 2
+    url = args.url or settings.collector_url
     try:
-        answer = register(settings, token, args.replace, args.url)
+        if args.replace:
+            answer, replaced = register(settings, admin or token, replace=True, url=args.url), True
+        else:
+            answer, replaced = register_or_replace(settings, token, admin, args.url)
     except (RegistrationFailed, OSError) as exc:
         print(f"register: {exc}", file=sys.stderr)
         return 1
-    print(f"registered {settings.host} with {args.url or settings.collector_url} {answer or ''}".strip())
+    print(f"{settings.host}: {REPLACED}" if replaced and answer.get("result") == "replaced"
+          else f"registered {settings.host} with {url} {answer or ''}".strip())
     return 0
 
 
