@@ -3,6 +3,11 @@
     /etc/mailagent/agent.toml     written by roles/mailagent from this same model
     MAILAGENT_INTERVAL_SECONDS=30 overrides `interval_seconds`; nested tables use `__`
                                   (MAILAGENT_CHECKS__RELAY_REACH=false)
+    MAILAGENT_SETTINGS=FILE       the TOML file to read instead of the default
+
+Only variables whose name is a field of AgentSettings are settings: the rest of the MAILAGENT_
+family (MAILAGENT_REGISTRATION_TOKEN, MAILAGENT_LAB_DIR, the collector's MAILAGENT_COLLECTOR_*)
+belongs to other commands and is ignored here.
 
 `load_settings` raises SettingsError with one line per problem, naming the field.
 """
@@ -179,13 +184,16 @@ class AgentSettings(BaseModel):
 
 
 def env_overrides(environ: dict[str, str]) -> dict:
-    """MAILAGENT_X=... → {"x": ...}; nested with `__`. Scalars stay strings (the model converts
-    "30" and "false" itself, and a host named "123" stays a name); lists and tables are JSON."""
+    """MAILAGENT_X=... → {"x": ...} when `x` is a field; nested with `__`. Scalars stay strings
+    (the model converts "30" and "false" itself, and a host named "123" stays a name); lists and
+    tables are JSON. Other MAILAGENT_ variables are not settings and are left out."""
     data: dict = {}
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "SETTINGS":
+        if not name.startswith(ENV_PREFIX):
             continue
         keys = name[len(ENV_PREFIX):].lower().split("__")
+        if keys[0] not in AgentSettings.model_fields:
+            continue
         value = raw
         if raw.lstrip().startswith(("[", "{")):
             try:
