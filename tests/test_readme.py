@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 from pathlib import Path
 
@@ -46,7 +45,7 @@ for _group in ("relays", "hub", "collector"):
 def blocks(text: str) -> list[tuple[str, str, str]]:
     """(section heading, language, body) of every fenced block, in order."""
     found, heading = [], ""
-    for match in re.finditer(r"^(#{2,3} .*)$|^```(\w*)\n(.*?)^```", text, re.M | re.S):
+    for match in re.finditer(r"^(#{2,3} [^\n]*)$|^```(\w*)\n(.*?)^```", text, re.M | re.S):
         if match.group(1):
             heading = match.group(1).lstrip("#").strip()
         else:
@@ -79,7 +78,7 @@ def runnable(line: str) -> str:
     """A README shell line as run here: comments dropped, `export X=...` given dummy values."""
     line = re.sub(r"\s+#.*$", "", line).strip()
     if line.startswith("export "):
-        names = [word.split("=", 1)[0] for word in shlex.split(line)[1:]]
+        names = re.findall(r"(?:^|\s)([A-Z_][A-Z0-9_]*)=", line[len("export"):])
         return "export " + " ".join(f"{name}={name.lower()}-dummy-value-0123456789abcdef" for name in names)
     return line
 
@@ -132,3 +131,16 @@ def test_the_quick_start_works_as_written(fresh_copy, name):
     output = run("\n".join(lines), fresh_copy)
     assert "dummy-value" not in output  # no secret from the environment in pyinfra's output
     assert "Upload /etc/postfix/main.cf" in output and "Install the agent into /opt/mailagent/venv" in output
+
+
+def test_the_example_inventory_deploys(fresh_copy):
+    """inventories/example.py, as its docstring says to use it."""
+    source = (PROJECT / "inventories/example.py").read_text()
+    (fresh_copy / INVENTORY).write_text(source + HARNESS.format(fake=json.dumps(FAKE)))
+    usage = source.split('"""', 2)[1]
+    lines = [runnable(line) for line in usage.splitlines() if line.strip().startswith((".venv/", "export "))]
+    output = run("\n".join(lines), fresh_copy)
+    assert "dummy-value" not in output
+    for wanted in ("Install the collector into /opt/mailagent-collector/venv", "Upload /etc/postfix/main.cf",
+                   "Install the agent into /opt/mailagent/venv"):
+        assert wanted in output
