@@ -1,4 +1,6 @@
-"""The `mailagent` command: one sub-command tree, each area registering its own commands.
+"""mailagent: relay-only Postfix to an authenticated smarthost, a queue-health agent, a fleet collector.
+
+One sub-command tree; each area (relay, agent, collector, lab, control) registers its commands.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage (one line per problem).
 """
@@ -36,10 +38,25 @@ def _area(name: str):
         raise
 
 
+# Modules only an extra brings, and that extra: a command that needs one says what to install.
+EXTRAS = {"fastapi": "collector", "uvicorn": "collector", "sqlalchemy": "collector",
+          "alembic": "collector", "psycopg": "collector", "nacl": "collector", "aiosmtpd": "lab",
+          "pytest": "test", "hypothesis": "test"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"mailagent {args.command}: needs the {extra} extra (missing module {exc.name}): "
+              f"pip install 'mailagent[{extra}]' (from a checkout: pip install -e '.[{extra}]')",
+              file=sys.stderr)
+        return 2
