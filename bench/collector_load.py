@@ -13,6 +13,7 @@ collector's, so it is kept out of the timed part). Per database:
 
 Prints reports/s and p50/p99 latency side by side, and the ratios against the targets
 (>= 2,000 reports/s, p99 < 50 ms). Usage: .venv/bin/python bench/collector_load.py [--quick]
+[--databases sqlite]
 
 The load generator shares the cores with the collector, so it is kept cheap and measured:
 requests are signed and rendered to raw HTTP bytes before timing starts, sent over keep-alive
@@ -46,7 +47,8 @@ from mailagent.report import example_report  # noqa: E402
 
 HOSTS = 1000
 TARGET_RATE, TARGET_P99_MS = 2000, 50.0
-TOKEN = "bench-token"
+TOKEN = "bench-registration-token-0123456789"
+READ_TOKEN = "bench-read-token-0123456789abcdef"
 
 
 def make_requests(folder: Path, per_host: int) -> tuple[list, list[bytes]]:
@@ -71,6 +73,7 @@ class Collector:
     def __init__(self, database_url: str, workers: int):
         self.port = free_port()
         env = {**os.environ, "MAILAGENT_COLLECTOR_REGISTRATION_TOKEN": TOKEN,
+               "MAILAGENT_COLLECTOR_READ_TOKEN": READ_TOKEN,
                "MAILAGENT_COLLECTOR_WORKERS": str(workers),
                "MAILAGENT_COLLECTOR_EVALUATE_INTERVAL_SECONDS": "15"}
         self.proc = subprocess.Popen(
@@ -210,7 +213,8 @@ def run_one(name: str, database_url: str, keys, requests, args) -> dict:
             batch = _take(unused, int(rate * args.paced_seconds))
             paced_runs[rate] = _run(paced(collector.port, batch, rate, args.connections))
         with httpx.Client(base_url=collector.url) as client:
-            metrics = client.get("/metrics").text
+            metrics = client.get("/metrics",
+                                 headers={"Authorization": f"Bearer {READ_TOKEN}"}).text
     finally:
         collector.stop()
     batches = next((line.split()[-1] for line in metrics.splitlines()
@@ -239,6 +243,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="collector processes (default 2)")
     parser.add_argument("--quick", action="store_true", help="fewer reports: 1,000/s at most")
+    parser.add_argument("--databases", type=lambda v: v.split(","),
+                        default=["sqlite", "postgresql"], help="comma-separated (default both)")
     args = parser.parse_args()
     if args.quick:
         args.saturation_reports, args.rates, args.paced_seconds = 2000, [167.0, 1000.0], 2.0
@@ -250,13 +256,19 @@ def main() -> int:
     print(f"{HOSTS} hosts, {len(requests)} signed reports prepared in "
           f"{time.perf_counter() - t:.1f} s; {os.cpu_count()} cores; collector workers: "
           f"{args.workers}", flush=True)
-    results = {"SQLite (WAL)": run_one("sqlite", f"sqlite:///{folder}/bench.db", keys, requests, args)}
-    pg = TempPostgres(durable=True).start()
+    results = {}
     try:
-        results["PostgreSQL"] = run_one("postgresql", pg.create_database("bench"), keys,
-                                        requests, args)
+        if "sqlite" in args.databases:
+            results["SQLite (WAL)"] = run_one("sqlite", f"sqlite:///{folder}/bench.db", keys,
+                                              requests, args)
+        if "postgresql" in args.databases:
+            pg = TempPostgres(durable=True).start()
+            try:
+                results["PostgreSQL"] = run_one("postgresql", pg.create_database("bench"), keys,
+                                                requests, args)
+            finally:
+                pg.stop()
     finally:
-        pg.stop()
         shutil.rmtree(folder, ignore_errors=True)
     report(results, args)
     return 0

@@ -7,7 +7,10 @@ Host data:
                          {"cert": FILE, "key": FILE}  the user's own PEM files on the control
                              machine
                        The registration token defaults to `collector.registration_token`, the
-                       one the agents' role registers with.
+                       one the agents' role registers with. `admin_token` (key replacement,
+                       delete, drained) and `read_token` (dashboard, API, /metrics) are given
+                       here; without either, the read side answers 401 to everyone unless
+                       `public_read` is true.
 """
 
 from __future__ import annotations

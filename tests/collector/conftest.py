@@ -4,6 +4,7 @@ PostgreSQL server started for the session, and host identities with real Ed25519
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -24,7 +25,10 @@ from mailagent.report import (CheckResult, DeliverySection, QueueCounts, QueueSe
 
 from .pgserver import TempPostgres, free_port
 
-TOKEN = "test-registration-token"
+TOKEN = "test-registration-token-0123"
+ADMIN = "test-admin-token-0123456789"
+READ = "test-read-token-01234567890"
+JSON = {"Content-Type": "application/json"}
 
 
 class LiveServer:
@@ -93,8 +97,14 @@ class HostIdentity:
              **sign) -> httpx.Response:
         body = body if body is not None else (report or self.report()).to_wire()
         headers = signing.sign_request(self.key, self.name, body, **sign)
-        return client.post("/api/v1/reports", content=body,
-                           headers={**headers, "Content-Type": "application/json"})
+        return client.post("/api/v1/reports", content=body, headers={**headers, **JSON})
+
+    def signed(self, client: httpx.Client, path: str, payload: dict, key=None,
+               **sign) -> httpx.Response:
+        """POST `payload` to `path` signed with this host's key (or `key`), no token."""
+        body = json.dumps(payload).encode()
+        headers = signing.sign_request(key or self.key, self.name, body, **sign)
+        return client.post(path, content=body, headers={**headers, **JSON})
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +126,9 @@ def make_server(tmp_path):
     servers: list[LiveServer] = []
 
     def start(database_url: str | None = None, **settings) -> LiveServer:
+        # public_read: most tests are about other things; test_auth starts servers without it.
         base = dict(listen=f"127.0.0.1:{free_port()}", registration_token=TOKEN,
+                    admin_token=ADMIN, public_read=True,
                     database_url=database_url or f"sqlite:///{tmp_path}/collector.db",
                     evaluate_interval_seconds=3600, maintenance_interval_seconds=3600)
         server = LiveServer(CollectorSettings(**{**base, **settings})).start()

@@ -112,7 +112,7 @@ def test_silent_host_fires_and_drain_resolves_it(make_server, database_url, rece
         server.call(server.collector.evaluate_now)
         assert hook.wait_for(1)[0]["kind"] == "host_silent"
         client.post(f"/api/v1/hosts/{web1.name}/drained", json={"drained": True},
-                    headers={"Authorization": "Bearer test-registration-token"})
+                    headers={"Authorization": "Bearer test-admin-token-0123456789"})
         server.call(server.collector.evaluate_now)
         assert hook.wait_for(2)[1]["state"] == "resolved"
 

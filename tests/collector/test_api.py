@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from mailagent import signing
 from mailagent.collector.db import nonces, reports
 
+from .conftest import ADMIN, JSON, TOKEN
+
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -24,9 +26,10 @@ def test_register_is_idempotent_and_rotation_needs_replace(client, web1, tmp_pat
     assert web1.register(client).json()["result"] == "unchanged"
     other = signing.public_key_text(signing.generate_key(tmp_path / "other.key"))
     body = {"host": web1.name, "public_key": other}
-    headers = {"Authorization": "Bearer test-registration-token"}
-    assert client.post("/api/v1/hosts/register", json=body, headers=headers).status_code == 409
-    replaced = client.post("/api/v1/hosts/register", json={**body, "replace": True}, headers=headers)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    assert client.post("/api/v1/hosts/register", json=body, headers=admin).status_code == 409
+    replaced = client.post("/api/v1/hosts/register", json={**body, "replace": True},
+                           headers=admin)
     assert replaced.json()["result"] == "replaced"
     # The old key no longer authenticates the host.
     assert web1.post(client).status_code == 403
@@ -37,7 +40,7 @@ def test_register_needs_the_token_and_a_real_key(client, web1):
     no_auth = client.post("/api/v1/hosts/register", json={"host": "a", "public_key": "x"})
     assert no_auth.status_code == 401
     bad_key = client.post("/api/v1/hosts/register", json={"host": "a", "public_key": "bm90IGEga2V5"},
-                          headers={"Authorization": "Bearer test-registration-token"})
+                          headers={"Authorization": f"Bearer {TOKEN}"})
     assert bad_key.status_code == 422
 
 
@@ -70,7 +73,7 @@ def test_unknown_host_and_stale_timestamp_are_401(client, server, web1):
     web1.register(client)
     assert web1.post(client, now=time.time() - 3600).status_code == 401
     assert web1.post(client, now=time.time() + 3600).status_code == 401
-    unsigned = client.post("/api/v1/reports", content=web1.report().to_wire())
+    unsigned = client.post("/api/v1/reports", content=web1.report().to_wire(), headers=JSON)
     assert unsigned.status_code == 401
     assert _count(server, reports) == 0
 
@@ -80,10 +83,12 @@ def test_forged_and_cross_host_reports_are_403(client, server, web1, web2):
     web2.register(client)
     body = web1.report().to_wire()
     forged = signing.sign_request(web2.key, web1.name, body)  # web2 signs as web1
-    assert client.post("/api/v1/reports", content=body, headers=forged).status_code == 403
+    assert client.post("/api/v1/reports", content=body,
+                       headers={**forged, **JSON}).status_code == 403
     headers = signing.sign_request(web1.key, web1.name, body)
     evil = body.replace(b'"deferred":0', b'"deferred":9')
-    assert client.post("/api/v1/reports", content=evil, headers=headers).status_code == 403
+    assert client.post("/api/v1/reports", content=evil,
+                       headers={**headers, **JSON}).status_code == 403
     # web2, signing honestly, cannot report about web1.
     about_web1 = web2.post(client, body=web1.report().to_wire())
     assert about_web1.status_code == 403
@@ -95,8 +100,9 @@ def test_replayed_request_is_409(client, server, web1):
     web1.register(client)
     body = web1.report().to_wire()
     headers = signing.sign_request(web1.key, web1.name, body)
-    assert client.post("/api/v1/reports", content=body, headers=headers).status_code == 200
-    replay = client.post("/api/v1/reports", content=body, headers=headers)
+    assert client.post("/api/v1/reports", content=body,
+                       headers={**headers, **JSON}).status_code == 200
+    replay = client.post("/api/v1/reports", content=body, headers={**headers, **JSON})
     assert replay.status_code == 409
     assert _count(server, reports) == 1 and _count(server, nonces) == 1
 
@@ -122,7 +128,8 @@ def test_oversized_bodies_are_413_by_header_and_by_stream(make_server, database_
             for _ in range(8):
                 yield b" " * 1024
         headers = signing.sign_request(web1.key, web1.name, b"")
-        streamed = client.post("/api/v1/reports", content=chunks(), headers=headers)
+        streamed = client.post("/api/v1/reports", content=chunks(),
+                               headers={**headers, **JSON})
         assert streamed.status_code == 413
         assert web1.post(client).status_code == 200
 
@@ -147,8 +154,9 @@ def test_metrics_alerts_health_and_openapi(client, server, web1):
 
 def test_drained_flag(client, web1):
     web1.register(client)
-    headers = {"Authorization": "Bearer test-registration-token"}
-    answer = client.post(f"/api/v1/hosts/{web1.name}/drained", json={"drained": True}, headers=headers)
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    answer = client.post(f"/api/v1/hosts/{web1.name}/drained", json={"drained": True},
+                         headers=headers)
     assert answer.status_code == 200
     assert client.get("/api/v1/hosts").json()["hosts"][0]["drained"] is True
 
@@ -159,7 +167,7 @@ def test_decommissioned_host_is_forgotten(client, server, web1):
     time.sleep(0.1)
     server.call(server.collector.evaluate_now)  # now silent: an alert fires
     assert client.get("/api/v1/alerts", params={"state": "firing"}).json()["alerts"]
-    headers = {"Authorization": "Bearer test-registration-token"}
+    headers = {"Authorization": f"Bearer {ADMIN}"}
     assert client.delete(f"/api/v1/hosts/{web1.name}").status_code == 401
     assert client.delete(f"/api/v1/hosts/{web1.name}", headers=headers).status_code == 200
     assert client.get("/api/v1/hosts").json()["hosts"] == []

@@ -51,7 +51,7 @@ def _fill_fleet(server, client, hosts):
                                         delivery=DeliverySection(sent=12, tls_deliveries=12)))
     drained.post(client, drained.report())
     client.post(f"/api/v1/hosts/{drained.name}/drained", json={"drained": True},
-                headers={"Authorization": "Bearer test-registration-token"})
+                headers={"Authorization": "Bearer test-admin-token-0123456789"})
     server.call(server.collector.evaluate_now)
 
 

@@ -15,7 +15,7 @@ from mailagent import signing
 from mailagent.collector import migrate
 from mailagent.collector.db import make_engine
 
-from .conftest import HostIdentity
+from .conftest import JSON, HostIdentity
 from .test_alert_lifecycle import Receiver
 from .test_dashboard import chromium
 
@@ -67,16 +67,19 @@ def test_forged_unsigned_and_replayed_notices_are_refused(client, web1, web2):
                            headers={"Content-Type": "application/json"})
     assert unsigned.status_code == 401
     forged = signing.sign_request(web2.key, web1.name, body)  # web2's key, web1's name
-    assert client.post("/api/v1/reports", content=body, headers=forged).status_code == 403
+    assert client.post("/api/v1/reports", content=body,
+                       headers={**forged, **JSON}).status_code == 403
     as_other = signing.sign_request(web2.key, web2.name, body)  # web2 speaking about web1
-    assert client.post("/api/v1/reports", content=body, headers=as_other).status_code == 403
+    assert client.post("/api/v1/reports", content=body,
+                       headers={**as_other, **JSON}).status_code == 403
     assert host_row(client, web1.name)["drained"] is False
 
     headers = signing.sign_request(web1.key, web1.name, body)
-    assert client.post("/api/v1/reports", content=body, headers=headers).status_code == 200
+    assert client.post("/api/v1/reports", content=body,
+                       headers={**headers, **JSON}).status_code == 200
     client.post(f"/api/v1/hosts/{web1.name}/drained", json={"drained": False},
-                headers={"Authorization": "Bearer test-registration-token"})
-    replay = client.post("/api/v1/reports", content=body, headers=headers)
+                headers={"Authorization": "Bearer test-admin-token-0123456789"})
+    replay = client.post("/api/v1/reports", content=body, headers={**headers, **JSON})
     assert replay.status_code == 409
     assert host_row(client, web1.name)["drained"] is False
 

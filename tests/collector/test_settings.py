@@ -9,7 +9,7 @@ from mailagent.collector.settings import SettingsError, load_settings
 
 def test_toml_then_env_then_flags(tmp_path):
     path = tmp_path / "collector.toml"
-    path.write_text('listen = "0.0.0.0:9000"\nregistration_token = "s3cret"\n'
+    path.write_text('listen = "0.0.0.0:9000"\nregistration_token = "s3cret-token-0123456789abcd"\n'
                     '[alerts]\ndeferred_threshold = 5\n[notify]\nwebhook_url = "http://127.0.0.1:9/x"\n')
     env = {"MAILAGENT_COLLECTOR_ALERTS__DEFERRED_THRESHOLD": "50",
            "MAILAGENT_COLLECTOR_ALERTS__DISABLED": '["bounce_rate"]', "UNRELATED": "1"}
@@ -20,8 +20,8 @@ def test_toml_then_env_then_flags(tmp_path):
     assert settings.database_url == "sqlite:////tmp/x.db"
     assert settings.notify.webhook_url == "http://127.0.0.1:9/x"
     # The token is a secret: never shown when the settings are printed.
-    assert "s3cret" not in settings.model_dump_json() and "s3cret" not in repr(settings)
-    assert settings.registration_token.get_secret_value() == "s3cret"
+    assert "s3cret-token-0123456789abcd" not in settings.model_dump_json() and "s3cret-token-0123456789abcd" not in repr(settings)
+    assert settings.registration_token.get_secret_value() == "s3cret-token-0123456789abcd"
 
 
 def test_problems_name_their_fields(tmp_path):

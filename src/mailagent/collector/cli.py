@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import ssl
 import sys
+from pathlib import Path
 
-from mailagent.collector.settings import SettingsError, load_settings
+from mailagent.collector.settings import ENV_PREFIX, SettingsError, load_settings
+
+READ_TOKEN_ENV = f"{ENV_PREFIX}READ_TOKEN"  # the same variable sets the server's read_token
 
 
 def register(subparsers) -> None:
@@ -24,6 +28,8 @@ def register(subparsers) -> None:
     fleet.add_argument("--url", default="http://127.0.0.1:8480", help="collector base URL")
     fleet.add_argument("--ca-file", metavar="PEM", help="CA to trust for an https URL")
     fleet.add_argument("--json", action="store_true", help="print the JSON answer instead")
+    fleet.add_argument("--token-file", metavar="FILE", help="file holding the read (or admin) "
+                       f"token; default: ${READ_TOKEN_ENV}, none with public_read")
     fleet.set_defaults(func=_fleet)
     parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])
 
@@ -59,7 +65,15 @@ def _fleet(args) -> int:
     from mailagent.collector import fleettext
     verify = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else True
     try:
-        answer = httpx.get(args.url.rstrip("/") + "/api/v1/hosts", timeout=15, verify=verify)
+        token = (Path(args.token_file).read_text() if args.token_file
+                 else os.environ.get(READ_TOKEN_ENV, "")).strip()
+    except OSError as exc:
+        print(f"mailagent collector: --token-file: {exc}", file=sys.stderr)
+        return 2
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.get(args.url.rstrip("/") + "/api/v1/hosts", timeout=15, verify=verify,
+                           headers=headers)
         answer.raise_for_status()
     except httpx.HTTPError as exc:
         print(f"mailagent collector: {args.url}: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ reach it; `stop(state_dir)` ends it. With `tls=True` the folder gets its own CA 
 certificate for `names` and `ips` (by default what lab guests use: the name
 collector.lab.mailagent.test and QEMU's host alias 10.0.2.2, plus 127.0.0.1). What is kept::
 
-    <state_dir>/collector.toml   settings (0600: holds the registration token)
+    <state_dir>/collector.toml   settings (0600: holds the tokens; the read side is public)
     <state_dir>/collector.db     the SQLite database
     <state_dir>/collector.log    the service's output
     <state_dir>/runtime.json     pid, url, token, CA: what `spawn` returned
@@ -47,8 +47,8 @@ def _free_port(bind: str) -> int:
         return sock.getsockname()[1]
 
 
-def _token(state_dir: Path) -> str:
-    path = state_dir / "token"
+def _token(state_dir: Path, name: str = "token") -> str:
+    path = state_dir / name
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -66,7 +66,11 @@ def spawn(state_dir: Path, *, bind: str = "127.0.0.1", port: int = 0, tls: bool 
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     stop(state_dir)
+    # public_read: the lab's collector listens on loopback only (guests reach it through QEMU's
+    # forwarding), and the lab tests and `lab demo` read the fleet without credentials. The
+    # admin token is for operator calls by hand (delete, drained); the lab itself needs none.
     values = {"listen": f"{bind}:{port or _free_port(bind)}", "registration_token": _token(state_dir),
+              "admin_token": _token(state_dir, "admin-token"), "public_read": True,
               "database_url": f"sqlite:///{state_dir / 'collector.db'}", **settings}
     ca_cert = None
     if tls:
@@ -79,6 +83,7 @@ def spawn(state_dir: Path, *, bind: str = "127.0.0.1", port: int = 0, tls: bool 
     host, port = config.listen_address()
     info = {"url": f"{'https' if tls else 'http'}://{host}:{port}", "port": port,
             "registration_token": values["registration_token"],
+            "admin_token": values["admin_token"],
             "ca_cert": str(ca_cert) if ca_cert else None, "database_url": config.database_url,
             "log": str(state_dir / "collector.log")}
     info["pid"] = _launch(state_dir, info)

@@ -9,14 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from mailagent.collector import charts, store
+from mailagent.collector import auth, charts, store
 from mailagent.collector.db import utcnow
 
-router = APIRouter(include_in_schema=False)
+# Readers only (auth.require_read): a browser is asked for HTTP basic auth, the read token as
+# the password.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(auth.require_read)])
 TEMPLATES = Path(__file__).parent / "templates"
 
 

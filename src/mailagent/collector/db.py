@@ -115,12 +115,14 @@ nonces = Table(
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL lets readers (dashboard) run beside the writer; busy_timeout waits out locks;
-    synchronous=NORMAL is crash-safe under WAL and avoids an fsync per commit."""
+    """WAL lets readers (dashboard) run beside the writer; busy_timeout waits out locks.
+    synchronous=FULL syncs the WAL at every commit: an agent deletes its spooled report on
+    200, so a committed batch must survive a power loss (NORMAL keeps the database intact but
+    may lose the last commits). Batched ingest makes that one fsync per batch, not per report."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from mailagent import signing
+from mailagent.collector import gate
 from mailagent.collector.db import utcnow
 from mailagent.collector.ingest import Outcome, Submission
 
@@ -17,7 +19,8 @@ PATH = "/api/v1/reports"
 
 async def read_limited(receive, declared: str | None, limit: int) -> bytes | None:
     """The request body, or None as soon as it is known to exceed `limit` bytes."""
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and (
+            len(declared) > 18 or int(declared) > limit):
         return None
     chunks, size, more = [], 0, True
     while more:
@@ -34,13 +37,21 @@ async def read_limited(receive, declared: str | None, limit: int) -> bytes | Non
 
 
 async def answer_report(collector, headers: dict[str, str], receive) -> Outcome:
-    """Read, check and store one report; the Outcome says what to answer."""
+    """Check, read and store one report; the Outcome says what to answer. What `gate`
+    refuses is answered before the body is read or anything is queued."""
+    received = utcnow()
+    refused = gate.refuse_early(headers, received.timestamp(), collector.settings.max_skew_seconds)
+    if refused is None:
+        refused = await gate.refuse_unknown(collector, headers[signing.H_HOST.lower()])
+    if refused is not None:
+        collector.counters[refused.outcome] += 1
+        return refused
     limit = collector.settings.max_report_bytes
     body = await read_limited(receive, headers.get("content-length"), limit)
     if body is None:
         collector.counters["too_large"] += 1
         return Outcome(413, "too_large", f"limit is {limit} bytes")
-    return await collector.submit(Submission(headers, body, utcnow()))
+    return await collector.submit(Submission(headers, body, received))
 
 
 class IngestFastPath:

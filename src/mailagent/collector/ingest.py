@@ -3,12 +3,14 @@
 Checks run in this order, and a request stops at the first that fails, so nothing about an
 unauthenticated request (not even its schema errors) is revealed or stored:
 
-    413 too_large      body over the limit (checked by the HTTP layer before this)
+    415, 413, 401      refused before queueing, see `gate` (content type, header forms,
+                       stale timestamp, unknown host, body size)
     401 unknown_host   no key registered for the host, or signature headers missing
-    401 stale          timestamp outside the allowed skew
-    403 bad_signature  signature does not verify
+    401 stale          timestamp outside the allowed skew (server_time: the collector's clock)
+    403 bad_signature  signature does not verify, or a header is malformed
     409 replayed       nonce already used by this host (also within one batch)
     422 invalid        the body is not a valid Report (the reasons are returned)
+    422 future         generated_at later than receipt plus the allowed skew
     403 host_mismatch  report.host differs from the signing host
     200 duplicate      report_id already stored (an honest resend): nothing stored twice
     200 accepted       stored; the host's last_seen, latest figures and conditions advance
@@ -16,13 +18,17 @@ unauthenticated request (not even its schema errors) is revealed or stored:
 A report with lifecycle "drained" (sent by `mailagent drain` once the host's queue is empty)
 sets the host's drained_at to its generated_at; any normal report generated later clears it
 (the host is back). A spooled report older than the notice only adds history.
+
+Latest figures follow the newest generated_at, so reports arriving out of order (spooled ones
+late) leave them right; one dated beyond receipt plus the skew is refused, and latest figures
+stored before that rule, dated in the future, give way to the next honest report.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 from pydantic_core import from_json
@@ -52,11 +58,12 @@ class Outcome:
     status: int
     outcome: str
     detail: object = None
+    extra: dict = field(default_factory=dict)  # more fields of the answer (server_time)
 
     def payload(self) -> dict:
         if self.status == 200:
             return {"ok": True, "duplicate": self.outcome == "duplicate", **(self.detail or {})}
-        return {"ok": False, "error": self.outcome, "detail": self.detail}
+        return {"ok": False, "error": self.outcome, "detail": self.detail, **self.extra}
 
 
 @dataclass
@@ -155,14 +162,15 @@ def _verify(item: _Checked, key: HostKey | None, settings: CollectorSettings) ->
     except signing.UnknownHost:
         item.verdict = Outcome(401, "unknown_host", f"host {item.host!r} is not registered")
     except signing.Stale as exc:
-        item.verdict = Outcome(401, "stale", str(exc))
+        item.verdict = Outcome(401, "stale", str(exc),
+                               extra={"server_time": int(item.sub.received_at.timestamp())})
     except signing.BadSignature as exc:
         item.verdict = Outcome(403, "bad_signature", str(exc))
     if item.verdict is None and item.parsed is None:
-        item.parsed = _validate(item)
+        item.parsed = _validate(item, settings)
 
 
-def _validate(item: _Checked) -> Outcome:
+def _validate(item: _Checked, settings: CollectorSettings) -> Outcome:
     try:
         item.report = report = Report.from_wire(item.sub.body)
     except ValidationError as exc:
@@ -171,6 +179,11 @@ def _validate(item: _Checked) -> Outcome:
     if report.host != item.host:
         return Outcome(403, "host_mismatch",
                        f"report is about {report.host!r} but signed by {item.host!r}")
+    latest_allowed = _latest_allowed(item.sub.received_at, settings)
+    if report.generated_at > latest_allowed:
+        return Outcome(422, "future", f"generated_at {report.generated_at.isoformat()} is "
+                       f"after {latest_allowed.isoformat()} (receipt plus max_skew_seconds)",
+                       extra={"server_time": int(item.sub.received_at.timestamp())})
     rid = str(report.report_id)
     item.row = {"id": rid, "host": item.host, "generated_at": report.generated_at,
                 "received_at": item.sub.received_at, "body": report.model_dump_json(),
@@ -219,8 +232,9 @@ def _advance_one(host: str, mine: list[_Checked], state: HostRow,
     interval, role, drained_at = state.interval_seconds, state.role, state.drained_at
     for item in mine:
         when = item.report.generated_at
-        if latest and when <= datetime.fromisoformat(latest["generated_at"]):
-            continue
+        if latest and when <= datetime.fromisoformat(latest["generated_at"]) <= \
+                _latest_allowed(item.sub.received_at, settings):
+            continue  # older than the latest figures (a latest from the future gives way)
         latest = summary.host_summary(item.report, latest)
         conds = rules.advance(conds, rules.evaluate_report(item.report, settings.alerts), when)
         interval, role = item.report.interval_seconds, item.report.role
@@ -237,3 +251,8 @@ def drained_after(drained_at: datetime | None, report: Report) -> datetime | Non
     if drained_at is not None and report.generated_at > drained_at:
         return None  # the host reports normally again: it is back in service
     return drained_at
+
+
+def _latest_allowed(received_at: datetime, settings: CollectorSettings) -> datetime:
+    """The latest generated_at taken from a report received at `received_at`."""
+    return received_at + timedelta(seconds=settings.max_skew_seconds)

@@ -11,8 +11,9 @@ each host's registered key again inside that transaction and verifies anew with 
 it differs from the key used before (a re-registration by this or any other replica), so a
 stale entry can neither let a forged report in nor refuse an honest one.
 
-`verify` answers exactly as `signing.verify_request` does (same checks, same order, same
-exceptions); a test holds the two to that.
+`verify` answers as `signing.verify_request` does (same checks, same order, same exceptions;
+a test holds the two to that), only stricter on the header forms: the timestamp must be 1 to 12
+ASCII digits, and `check_form` tells a malformed request apart before anything is queued.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from nacl.signing import VerifyKey
 
 from mailagent import signing
 
-# The header forms `signing` accepts (kept equal by tests/collector/test_keycache.py).
-_NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+# Unix seconds in ASCII digits: `str.isdigit` also takes "٣" and "²", and int() refuses over
+# 4,300 digits; twelve reach the year 33658.
+TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
+SIGNATURE_RE = re.compile(r"[A-Za-z0-9+/]{86}==")  # 64 bytes in base64, as signing writes them
 
 
 @dataclass(frozen=True)
@@ -76,13 +78,8 @@ def verify(key: HostKey | None, headers: dict[str, str], body: bytes, now: float
     if host is None or key is None:
         raise signing.UnknownHost(f"unknown host {host!r}" if host
                                   else f"missing {signing.H_HOST} header")
-    if stamp is None or nonce is None or sig is None:
-        raise signing.BadSignature("missing signature headers")
-    if not stamp.isdigit() or not _NONCE_RE.match(nonce) or not _HOST_RE.match(host):
-        raise signing.BadSignature("malformed signature headers")
-    if abs(now - int(stamp)) > max_skew:
-        raise signing.Stale(f"timestamp {stamp} is {int(now - int(stamp))} s from now "
-                            f"(max {max_skew})")
+    check_form(headers)
+    check_time(stamp, now, max_skew)
     if key.key is None:
         raise signing.BadSignature("malformed public key")
     try:
@@ -90,3 +87,24 @@ def verify(key: HostKey | None, headers: dict[str, str], body: bytes, now: float
         key.key.verify(signing.signed_message(host, stamp, nonce, body), signature)
     except (binascii.Error, ValueError, CryptoError):
         raise signing.BadSignature(f"signature does not verify for host {host!r}") from None
+
+
+def check_form(headers: dict[str, str]) -> None:
+    """Refuse missing or malformed signing headers (`headers` under their canonical names):
+    UnknownHost without a host, BadSignature otherwise. Needs no key, so it runs before a
+    request is queued."""
+    host, stamp, nonce, sig = (headers.get(h) for h in signing.SIGNED_HEADERS)
+    if host is None:
+        raise signing.UnknownHost(f"missing {signing.H_HOST} header")
+    if stamp is None or nonce is None or sig is None:
+        raise signing.BadSignature("missing signature headers")
+    if not (TIMESTAMP_RE.fullmatch(stamp) and signing._NONCE_RE.fullmatch(nonce)
+            and signing._HOST_RE.fullmatch(host) and SIGNATURE_RE.fullmatch(sig)):
+        raise signing.BadSignature("malformed signature headers")
+
+
+def check_time(stamp: str, now: float, max_skew: float) -> None:
+    """Stale when the (well-formed) timestamp is more than `max_skew` from `now`."""
+    if abs(now - int(stamp)) > max_skew:
+        raise signing.Stale(f"timestamp {stamp} is {int(now - int(stamp))} s from now "
+                            f"(max {max_skew})")

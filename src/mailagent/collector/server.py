@@ -22,10 +22,7 @@ _HANDOVER = "_MAILAGENT_COLLECTOR_SETTINGS_JSON"
 
 
 def _handover(settings: CollectorSettings) -> str:
-    data = settings.model_dump(mode="json")
-    if settings.registration_token is not None:
-        data["registration_token"] = settings.registration_token.get_secret_value()
-    return json.dumps(data)
+    return json.dumps(settings.revealed())
 
 
 def app_from_environment():

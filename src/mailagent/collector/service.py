@@ -11,6 +11,7 @@ from functools import partial
 from sqlalchemy.engine import Engine
 
 from mailagent.collector import alerting, ingest, migrate, retention
+from mailagent.collector.auth import FailureLimiter
 from mailagent.collector.db import make_engine, utcnow
 from mailagent.collector.keycache import KeyCache
 from mailagent.collector.leader import SqliteLeader
@@ -32,9 +33,11 @@ class Collector:
         self.ingest_engine = self.engine if self.engine.dialect.name == "sqlite" else make_engine(
             self.engine.url.render_as_string(hide_password=False), ping=False)
         self.counters: Counter = Counter()
-        # One key cache per process, shared by its writer threads (see keycache).
+        # One key cache per process, shared by its writer threads and the ingest gate.
+        self.keys = KeyCache()
+        self.auth_limiter = FailureLimiter(settings.auth_failures_per_minute)
         self.writer = BatchWriter(partial(ingest.process_batch, self.ingest_engine, settings,
-                                          keys=KeyCache()),
+                                          keys=self.keys),
                                   settings.batch_max, settings.max_pending_reports,
                                   settings.writer_threads)
         self.notifier = Notifier(settings.notify)

@@ -21,6 +21,8 @@ ENV_PREFIX = "MAILAGENT_COLLECTOR_"
 # Not a field: the TOML file to read when no --config is given (handy in systemd units).
 ENV_CONFIG = "MAILAGENT_COLLECTOR_CONFIG"
 DEFAULT_DATABASE = "sqlite:////var/lib/mailagent-collector/collector.db"
+MIN_TOKEN_LENGTH = 24
+SECRET_FIELDS = ("registration_token", "admin_token", "read_token")
 
 
 class _Model(BaseModel):
@@ -96,8 +98,29 @@ class CollectorSettings(_Model):
         default=DEFAULT_DATABASE, description="SQLAlchemy URL: sqlite:////path.db (WAL, the "
         "default) or postgresql+psycopg://user@host/db for fleets that outgrow one box.")
     registration_token: SecretStr | None = Field(
-        default=None, description="Bearer token the deploy uses to register host keys; "
-        "registration is refused while unset.")
+        default=None, description="Bearer token the deploy uses to register host keys: it can "
+        "only add a host that has no key yet (the same key again is a no-op); registration is "
+        f"refused while unset. At least {MIN_TOKEN_LENGTH} characters.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for operator actions: replacing a host's key "
+        "(`replace: true`), deleting a host, marking any host drained; it also reads. Unset: "
+        "keys rotate only by a request signed with the old key, hosts drain only by their own "
+        f"signed notice, and nothing can be deleted. At least {MIN_TOKEN_LENGTH} characters, "
+        "different from the other tokens.")
+    read_token: SecretStr | None = Field(
+        default=None, description="Credential for the read side (dashboard, /api/v1/hosts, "
+        "/api/v1/alerts, /metrics, /openapi.json): a bearer token for the API and Prometheus, "
+        "or the password of HTTP basic auth (any user name) for a browser. Unset: only the "
+        f"admin token reads. At least {MIN_TOKEN_LENGTH} characters.")
+    public_read: bool = Field(
+        default=False, description="Serve the read side to anyone, without a credential (only "
+        "where the listener is private, e.g. the lab on loopback). /healthz is always public "
+        "and tells only whether the database answers.")
+    auth_failures_per_minute: int = Field(
+        default=10, ge=1, description="Wrong tokens accepted per client address and minute "
+        "(a token bucket per server process, refilled evenly); past it every credential from "
+        "that address gets 429 with Retry-After until the bucket refills. Signed reports are "
+        "not counted.")
     tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) for HTTPS; "
                                   "unset serves plain HTTP (for TLS in a proxy in front).")
     tls_key: Path | None = Field(default=None, description="PEM private key of `tls_cert`.")
@@ -134,11 +157,43 @@ class CollectorSettings(_Model):
             raise ValueError("expected HOST:PORT with a port from 1 to 65535")
         return value
 
+    @field_validator(*SECRET_FIELDS)
+    @classmethod
+    def _token_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters (make one with: "
+                             "python3 -c 'import secrets; print(secrets.token_urlsafe(24))')")
+        return value
+
     @model_validator(mode="after")
     def _tls_pair(self) -> "CollectorSettings":
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
         return self
+
+    @model_validator(mode="after")
+    def _distinct_tokens(self) -> "CollectorSettings":
+        given = [v.get_secret_value() for v in self.tokens().values()]
+        if len(set(given)) != len(given):
+            raise ValueError("registration_token, admin_token and read_token must differ "
+                             "(one token would have the rights of all)")
+        return self
+
+    def tokens(self) -> dict[str, SecretStr]:
+        """The configured tokens by field name."""
+        return {name: getattr(self, name) for name in SECRET_FIELDS
+                if getattr(self, name) is not None}
+
+    def history_hours_max(self) -> float:
+        """The longest history a host page can ask for: what retention keeps at all."""
+        return max(self.retention.raw_days, self.retention.hourly_days) * 24
+
+    def revealed(self) -> dict[str, Any]:
+        """The settings as plain JSON data, secrets included (for the service's own file and
+        its worker processes, never for printing)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data.update({name: value.get_secret_value() for name, value in self.tokens().items()})
+        return data
 
     def listen_address(self) -> tuple[str, int]:
         """`listen` split into host and port."""
@@ -215,9 +270,7 @@ def validation_lines(exc: ValidationError) -> list[str]:
 def to_toml(settings: CollectorSettings) -> str:
     """The settings as a TOML file `load_settings` reads back to an equal model (secrets
     included: the file is the service's own, mode 0640)."""
-    data = settings.model_dump(mode="json", exclude_none=True)
-    if settings.registration_token is not None:
-        data["registration_token"] = settings.registration_token.get_secret_value()
+    data = settings.revealed()
     scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     lines = [f"{key} = {_toml_value(value)}" for key, value in scalars.items()]

@@ -4,7 +4,9 @@ Registration errors::
 
     RegistryError
     ├── BadKey        the public key is not a valid Ed25519 key
-    └── KeyConflict   the host has another key and `replace` was not asked for
+    ├── KeyConflict   the host has another key and `replace` was not asked for (or the key
+    │                 that signed the rotation is no longer the registered one)
+    └── Replayed      the signed request's nonce was used before
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import json
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from mailagent import signing
-from mailagent.collector.db import alerts, hosts, report_hourly, reports, utcnow
+from mailagent.collector.db import alerts, hosts, nonces, report_hourly, reports, utcnow
 
 
 class RegistryError(Exception):
@@ -31,14 +35,47 @@ class KeyConflict(RegistryError):
     """The host is registered with another key and `replace` was not given."""
 
 
-def register_host(engine: Engine, name: str, public_key: str, replace: bool = False) -> str:
-    """Register `name` with `public_key`: "created", "unchanged" (same key) or "replaced"."""
+class Replayed(RegistryError):
+    """The nonce of a signed request was used before by this host."""
+
+
+NonceClaim = tuple[str, str, datetime]  # host, nonce, seen_at: a signed request's nonce
+
+
+def public_key(engine: Engine, name: str) -> str | None:
+    """The key registered for `name`, or None."""
+    with engine.connect() as conn:
+        return conn.execute(select(hosts.c.public_key).where(hosts.c.name == name)).scalar()
+
+
+def _claim(conn, claim: NonceClaim | None) -> None:
+    """Record a signed request's nonce in the transaction that acts on it; Replayed if used."""
+    if claim is None:
+        return
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    host, nonce, seen_at = claim
+    added = conn.execute(dialect_insert(nonces).values(host=host, nonce=nonce, seen_at=seen_at)
+                         .on_conflict_do_nothing().returning(nonces.c.nonce)).first()
+    if added is None:
+        raise Replayed(f"nonce already used by {host!r}")
+
+
+def register_host(engine: Engine, name: str, public_key: str, replace: bool = False,
+                  signed_key: str | None = None, claim: NonceClaim | None = None) -> str:
+    """Register `name` with `public_key`: "created", "unchanged" (same key) or "replaced".
+
+    `signed_key` is the key a rotation request verified with: the replacement happens only if
+    it is still the registered one, in the same transaction that claims the request's nonce."""
     try:
         signing.parse_public_key(public_key)
     except signing.BadSignature as exc:
         raise BadKey(str(exc)) from None
     with engine.begin() as conn:
         row = conn.execute(select(hosts.c.public_key).where(hosts.c.name == name)).first()
+        _claim(conn, claim)
+        if signed_key is not None and (row is None or row.public_key != signed_key):
+            raise KeyConflict(f"host {name!r}: the key that signed this request is no longer "
+                              "the registered one")
         if row is None:
             conn.execute(hosts.insert().values(name=name, public_key=public_key,
                                                registered_at=utcnow(), role="relay"))
@@ -46,17 +83,20 @@ def register_host(engine: Engine, name: str, public_key: str, replace: bool = Fa
         if row.public_key == public_key:
             return "unchanged"
         if not replace:
-            raise KeyConflict(f"host {name!r} is registered with another key; "
-                              "send replace: true to rotate it")
+            raise KeyConflict(f"host {name!r} is registered with another key; to rotate "
+                              "it send replace: true with the admin token, or sign the request "
+                              "with the current key")
         conn.execute(hosts.update().where(hosts.c.name == name)
                      .values(public_key=public_key, registered_at=utcnow()))
         return "replaced"
 
 
-def set_drained(engine: Engine, name: str, drained: bool) -> bool:
+def set_drained(engine: Engine, name: str, drained: bool,
+                claim: NonceClaim | None = None) -> bool:
     """Mark a host drained now (expected to go quiet: no alerts) or back in service; False if
     unknown. The host's own signed "drained" report does the same through ingest."""
     with engine.begin() as conn:
+        _claim(conn, claim)
         result = conn.execute(hosts.update().where(hosts.c.name == name)
                               .values(drained_at=utcnow() if drained else None))
         return result.rowcount > 0
