@@ -82,3 +82,30 @@ def test_render_bad_postfix_version_exits_2_with_one_line(tmp_path, version, lin
     result = mailagent("render", "--profile", str(profile), "--out", str(tmp_path / "out"),
                        "--postfix", version)
     assert (result.returncode, result.stderr.splitlines()) == (2, [line])
+
+
+def test_every_hint_in_code_is_in_the_readme_and_the_other_way_round():
+    from mailagent.agent.reasons import HINTS as REASON_HINTS
+    from mailagent.relay import check
+    from mailagent.relay.docs import HINTS_END, HINTS_START
+    from mailagent.relay.presets import providers
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split(HINTS_START, 1)[1].split(HINTS_END, 1)[0]
+    in_code = [h for _, h in check.HINTS] + [h for p in providers().values() for h in p.hints.values()]
+    in_code += [h for _, _, h in check.SITUATIONS] + list(REASON_HINTS.values())
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| reply")]
+    assert len(rows) == len(in_code)
+    for hint in in_code:
+        assert " ".join(hint.split()).replace("|", "\\|") in table
+
+
+def test_no_hint_names_a_project_file_that_does_not_exist():
+    import re
+
+    from mailagent.relay.docs import hints_table
+
+    project = Path(__file__).resolve().parents[2]
+    named = re.findall(r"\b((?:deploy|roles|inventories|bench)/[\w./-]+\.py)\b", hints_table())
+    assert named, "the hub hint names deploy/site.py"
+    assert [path for path in named if not (project / path).exists()] == []

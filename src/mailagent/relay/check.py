@@ -40,20 +40,30 @@ class CheckFailed(Exception):
         self.step, self.code = step, code
 
 
+# Failures without a reply code: (what the user sees, test on (code, message, port), hint).
+SITUATIONS = (
+    ("timeout on 25, 465 or 587", lambda code, message, port: code is None and "timed out" in message
+     and port in BLOCKED_PORTS,
+     "timed out on a port cloud networks often block: use the provider's 2525, 2587 (STARTTLS) "
+     "or 2465 (implicit TLS)"),
+    ("timeout on another port", lambda code, message, port: code is None and "timed out" in message,
+     "timed out: a firewall drops the connection, or the smarthost is down"),
+    ("connection refused", lambda code, message, port: code is None and "refused" in message,
+     "connection refused: nothing listens there (wrong host/port, or smarthost down)"),
+    ("certificate verify failed", lambda code, message, port: "CERTIFICATE_VERIFY_FAILED" in message
+     or "certificate" in message.lower(),
+     "the smarthost's certificate was not trusted for this name (tls_verify, ca_file)"),
+)
+
+
 def hint_for(code: int | None, message: str, port: int, extra: dict | None = None) -> str:
     text = f"{code or ''} {message}"
     for needle, hint in list((extra or {}).items()) + list(HINTS):
         if needle in text or (code is not None and needle == str(code)):
             return hint
-    if code is None and "timed out" in message:
-        if port in BLOCKED_PORTS:
-            return (f"timed out on port {port}: the network likely blocks it; "
-                    "use the provider's 2525, 2587 (STARTTLS) or 2465 (implicit TLS)")
-        return "timed out: a firewall drops the connection, or the smarthost is down"
-    if code is None and "refused" in message:
-        return "connection refused: nothing listens there (wrong host/port, or smarthost down)"
-    if "CERTIFICATE_VERIFY_FAILED" in message or "certificate" in message.lower():
-        return "the smarthost's certificate was not trusted for this name (tls_verify, ca_file)"
+    for _seen, matches, hint in SITUATIONS:
+        if matches(code, message, port):
+            return hint
     return ""
 
 
