@@ -141,3 +141,13 @@ def test_resigning_keeps_body_and_changes_nonce(key):
     with pytest.raises(Stale):
         signing.verify_request(pub, first, BODY, now=NOW + 3600)
     assert first["X-Mailagent-Nonce"] != later["X-Mailagent-Nonce"]
+
+
+
+@pytest.mark.parametrize("stamp", ["9" * 5000, "\u00b2", "\u0663" * 10, "", "12a"])
+def test_malformed_timestamps_are_refused_without_another_exception(tmp_path, stamp):
+    key = signing.generate_key(tmp_path / "k")
+    headers = dict(signing.sign_request(key, "web1", b"{}"))
+    headers[signing.H_TIMESTAMP] = stamp
+    with pytest.raises(signing.BadSignature):
+        signing.verify_request(signing.public_key_text(key), headers, b"{}")

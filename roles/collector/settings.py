@@ -6,11 +6,11 @@ Host data:
                              project CA in DIR on the control machine (made there if missing)
                          {"cert": FILE, "key": FILE}  the user's own PEM files on the control
                              machine
-                       The registration token defaults to `collector.registration_token`, the
-                       one the agents' role registers with. `admin_token` (key replacement,
-                       delete, drained) and `read_token` (dashboard, API, /metrics) are given
-                       here; without either, the read side answers 401 to everyone unless
-                       `public_read` is true.
+                       `registration_token` and `admin_token` default to the `collector`
+                       data's (what the agents' role registers with, and what re-registers
+                       rebuilt hosts). `read_token` (dashboard, API, /metrics) is given here;
+                       without it or the admin token, the read side answers 401 to everyone
+                       unless `public_read` is true.
 """
 
 from __future__ import annotations
@@ -66,9 +66,11 @@ def settings_for(host) -> tuple[CollectorSettings, TlsSource | None]:
     data = dict(host.data.get("collector_server") or {})
     tls = tls_source(host, data)
     data.setdefault("listen", DEFAULT_LISTEN)
-    token = (host.data.get("collector") or {}).get("registration_token")
-    if token and "registration_token" not in data:
-        data["registration_token"] = token
+    # The tokens the agents' role registers with default to the collector's own.
+    for name in ("registration_token", "admin_token"):
+        token = (host.data.get("collector") or {}).get(name)
+        if token and name not in data:
+            data[name] = token
     if tls is not None:
         data.update(tls_cert=TLS_CERT, tls_key=TLS_KEY)
     try:

@@ -55,8 +55,10 @@ H_TIMESTAMP = "X-Mailagent-Timestamp"
 H_NONCE = "X-Mailagent-Nonce"
 H_SIGNATURE = "X-Mailagent-Signature"
 SIGNED_HEADERS = (H_HOST, H_TIMESTAMP, H_NONCE, H_SIGNATURE)
-_NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+# The forms of the signed headers (ASCII only; `str.isdigit` would take '²' or '٣').
+NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
 
 
 class SigningError(Exception):
@@ -120,7 +122,7 @@ def signed_message(host: str, timestamp: str, nonce: str, body: bytes) -> bytes:
 def sign_request(priv: Ed25519PrivateKey, host: str, body: bytes, now: float | None = None,
                  nonce: str | None = None) -> dict[str, str]:
     """Headers that authenticate `body` as sent by `host` at `now` (default: the clock)."""
-    if not _HOST_RE.match(host):
+    if not HOST_RE.match(host):
         raise ValueError(f"invalid host name for signing: {host!r}")
     timestamp = str(int(time.time() if now is None else now))
     nonce = nonce or secrets.token_hex(16)
@@ -151,7 +153,7 @@ def verify_request(public_key_text: str | None, headers, body: bytes, now: float
         raise UnknownHost(f"unknown host {host!r}" if host else f"missing {H_HOST} header")
     if stamp is None or nonce is None or sig is None:
         raise BadSignature("missing signature headers")
-    if not stamp.isdigit() or not _NONCE_RE.match(nonce) or not _HOST_RE.match(host):
+    if not (TIMESTAMP_RE.fullmatch(stamp) and NONCE_RE.fullmatch(nonce) and HOST_RE.fullmatch(host)):
         raise BadSignature("malformed signature headers")
     now = time.time() if now is None else now
     if abs(now - int(stamp)) > max_skew:

@@ -16,10 +16,11 @@ from mailagent import pki
 from mailagent.collector.settings import CollectorSettings
 from roles.collector import UNIT_PATH, install_collector, render_unit
 from roles.collector.wheels import requirements, write_manifest
+from tests.roles.conftest import platform_lines
 
 RELEASE = ["/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"',
            'NAME="Debian GNU/Linux"', 'VERSION_ID="12"', "ID=debian", "---"]
-TOKEN = "reg-TOKEN-s3cret"
+TOKEN = "reg-TOKEN-s3cret-0123456789"
 
 
 @pytest.fixture
@@ -38,11 +39,11 @@ def plan():
     states = []
 
     def run(data: dict, installed_manifest: str | None = None):
-        replies = {"-release": RELEASE, "uname -n": "collector", "uname -s": "Linux",
+        replies = {"GNU_LIBC_VERSION": platform_lines("debian12"), "-release": RELEASE, "uname -n": "collector", "uname -s": "Linux",
                    "command -v useradd": "/usr/sbin/useradd"}
         if installed_manifest:
             replies["cat /opt/mailagent-collector/venv/.mailagent-manifest"] = \
-                installed_manifest.splitlines()
+                [*installed_manifest.splitlines(), "python python3"]
         hosts = [("@fake/collector", {"fake_delay": 0, "fake_delay_jitter": 0,
                                       "fake_responses": replies, **data})]
         state = State(inventory=Inventory((hosts, {}), collector=(hosts, {})), config=Config())

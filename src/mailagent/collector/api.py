@@ -30,7 +30,7 @@ class RegisterRequest(BaseModel):
     """A host's identity, registered by the deploy."""
 
     model_config = ConfigDict(extra="forbid")
-    host: str = Field(pattern=signing._HOST_RE.pattern, description="Host name.")
+    host: str = Field(pattern=signing.HOST_RE.pattern, description="Host name.")
     public_key: str = Field(max_length=64, description="base64 of the raw Ed25519 public key.")
     replace: bool = Field(default=False, description="Replace a different registered key.")
 

@@ -30,7 +30,6 @@ from mailagent import signing
 
 # Unix seconds in ASCII digits: `str.isdigit` also takes "٣" and "²", and int() refuses over
 # 4,300 digits; twelve reach the year 33658.
-TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 SIGNATURE_RE = re.compile(r"[A-Za-z0-9+/]{86}==")  # 64 bytes in base64, as signing writes them
 
 
@@ -98,8 +97,8 @@ def check_form(headers: dict[str, str]) -> None:
         raise signing.UnknownHost(f"missing {signing.H_HOST} header")
     if stamp is None or nonce is None or sig is None:
         raise signing.BadSignature("missing signature headers")
-    if not (TIMESTAMP_RE.fullmatch(stamp) and signing._NONCE_RE.fullmatch(nonce)
-            and signing._HOST_RE.fullmatch(host) and SIGNATURE_RE.fullmatch(sig)):
+    if not (signing.TIMESTAMP_RE.fullmatch(stamp) and signing.NONCE_RE.fullmatch(nonce)
+            and signing.HOST_RE.fullmatch(host) and SIGNATURE_RE.fullmatch(sig)):
         raise signing.BadSignature("malformed signature headers")
 
 
