@@ -54,9 +54,11 @@ RELEASES = (
             "3.10.12", "journal", "postfix@-"),
     Release("ubuntu", "24.04", "Ubuntu 24.04 LTS", "debian", (3, 8), "python3", DEBIAN_PYTHON,
             "3.12.3", "journal", "postfix@-"),
-    # RHEL 9's python3 is 3.9; the agent needs 3.10+, so the OS's own python3.11 package.
+    # RHEL 9's python3 is 3.9; the agent needs 3.10+, so the OS's own python3.11 package. Its
+    # rsyslog writes /var/log/maillog (root 0600) from the journal, which has the same lines: the
+    # agent reads the journal (group systemd-journal) and needs no right to root's files.
     Release("rhel", "9", "RHEL 9 family (RHEL, Rocky, Alma, CentOS Stream, Oracle)", "rhel", (3, 5),
-            "python3.11", ("python3.11",), "3.11.9", "/var/log/maillog", "postfix",
+            "python3.11", ("python3.11",), "3.11.9", "journal", "postfix",
             aliases=("rocky", "almalinux", "centos", "ol")),
     # Amazon Linux 2023 logs to the journal only (no rsyslog by default).
     Release("amzn", "2023", "Amazon Linux 2023", "rhel", (3, 7), "python3.11", ("python3.11",),

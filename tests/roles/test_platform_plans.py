@@ -45,7 +45,7 @@ EXPECTED = {
     "debian13": ("apt-get", "python3 -m venv", "journal", "3.6"),
     "ubuntu2204": ("apt-get", "python3 -m venv", "journal", "3.6"),
     "ubuntu2404": ("apt-get", "python3 -m venv", "journal", "3.6"),
-    "rocky9": ("dnf install -y postfix cyrus-sasl-plain", "python3.11 -m venv", "/var/log/maillog", "2"),
+    "rocky9": ("dnf install -y postfix cyrus-sasl-plain", "python3.11 -m venv", "journal", "2"),
     "al2023": ("dnf install -y postfix cyrus-sasl-plain", "python3.11 -m venv", "journal", "3.6"),
 }
 
