@@ -1,6 +1,11 @@
 """Queue scan benchmark: the agent's count pass vs `find | wc -l` vs `mailq | tail -1`, and the
 detail pass (`postqueue -j`) against its deadline, on a real Postfix spool.
 
+The agent holds no capability: it gets its counts from the queue counter (agent/queue_counter.py)
+over a unix socket, one round trip a cycle. Both are timed: the count pass itself, and the
+agent's question to a queue counter process (the deployed path), plus the round trip alone
+(the same question on an empty spool).
+
 The spool is built by Postfix itself: a private instance (own config, queue and log under a
 temporary folder; /etc/postfix untouched) whose relayhost is a closed loopback port receives
 N messages over SMTP on a loopback port, and defers every one ("Connection refused").
@@ -8,13 +13,15 @@ N messages over SMTP on a loopback port, and defers every one ("Connection refus
     sudo .venv/bin/python bench/queue_scan.py                 # 100,000 messages (about 10-20 min)
     sudo .venv/bin/python bench/queue_scan.py --messages 5000 --keep /tmp/mailagent-queuebench
 
-Targets (issue 4): counts within 1.5x of the floor, at least 20x faster than mailq; the detail
-pass never exceeds its deadline. Needs root (it starts a Postfix instance).
+Targets (issue 4): counts within 1.5x of the floor (through the queue counter too), at least 20x
+faster than mailq; the detail pass never exceeds its deadline. Needs root (it starts a Postfix
+instance).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import smtplib
 import socket
@@ -29,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailagent.agent.checks.queue_detail import Check as QueueDetail  # noqa: E402
+from mailagent.agent.queue_counter import ask  # noqa: E402
 from mailagent.agent.queue_scan import count_queues  # noqa: E402
 from mailagent.agent.settings import AgentSettings  # noqa: E402
 from tests.agent.postfix_instance import PostfixInstance  # noqa: E402
@@ -98,6 +106,42 @@ def interleaved(a, b, rounds: int = 15) -> tuple[list[float], list[float], objec
     return ta, tb, ra, rb
 
 
+@contextlib.contextmanager
+def queue_counter(spool: Path, sock: Path):
+    """A queue counter process answering on `sock`, as the deployed unit runs it."""
+    process = subprocess.Popen([sys.executable, "-m", "mailagent.agent.queue_counter", "--spool", str(spool),
+                                "--listen", str(sock)])
+    try:
+        while not sock.exists():
+            if process.poll() is not None:
+                raise RuntimeError("the queue counter did not start")
+            time.sleep(0.05)
+        yield sock
+    finally:
+        process.kill()
+        process.wait()
+
+
+def measure_counter(spool: Path, floor_s: float) -> None:
+    """The agent's path: one question to the queue counter; and the round trip on its own."""
+    folder = Path(tempfile.mkdtemp(prefix="mailagent-counter-"))
+    empty = folder / "empty-spool"
+    empty.mkdir()
+    try:
+        with (queue_counter(spool, folder / "full.sock") as full,
+              queue_counter(empty, folder / "empty.sock") as none):
+            ask_t, _, asked, _ = interleaved(lambda: ask(full),
+                                             lambda: shell(f"find {spool}/deferred -type f | wc -l"))
+            trip_t, local_t, _, _ = interleaved(lambda: ask(none), lambda: count_queues(empty), rounds=200)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    ask_s = statistics.median(ask_t)
+    print(f"agent via queue counter {ask_s * 1000:8.1f} ms median, {min(ask_t) * 1000:.1f} ms best "
+          f"({asked.deferred} deferred);  counter/floor = {ask_s / floor_s:.2f}x median (target <= 1.5x)")
+    print(f"round trip alone (empty spool) {statistics.median(trip_t) * 1000:.2f} ms median, vs "
+          f"{statistics.median(local_t) * 1000:.2f} ms counting it in-process")
+
+
 def measure(instance: PostfixInstance, deadline: float) -> None:
     spool, etc = instance.spool, instance.etc
     agent_t, floor_t, counts, found = interleaved(lambda: count_queues(spool),
@@ -113,6 +157,7 @@ def measure(instance: PostfixInstance, deadline: float) -> None:
     print(f"find | wc -l (floor)  {floor_s * 1000:9.1f} ms median, {min(floor_t) * 1000:.1f} ms best;  "
           f"agent/floor = {agent_s / floor_s:.2f}x median, {min(agent_t) / min(floor_t):.2f}x best "
           f"(target <= 1.5x)")
+    measure_counter(spool, floor_s)
     print(f"mailq | tail -1       {mailq_s * 1000:9.1f} ms   mailq/agent = {mailq_s / agent_s:.1f}x (target >= 20x)")
     print(f"detail pass (postqueue -j, deadline {deadline:.0f} s) {detail_s:.2f} s, "
           f"{detail.messages} messages, partial={detail.partial} "

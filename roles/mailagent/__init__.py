@@ -12,16 +12,19 @@ control machines).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 
 import jinja2
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.server import Hostname
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from mailagent.agent import queue_counter
 from mailagent.agent.settings import AgentSettings, to_toml
 from mailagent.relay.render import Target, drain_settings
 from roles.mailagent.operations import registered, signing_key
@@ -41,6 +44,9 @@ MAILAGENT = f"{VENV}/bin/mailagent"
 ON_PATH = "/usr/local/bin/mailagent"
 SETTINGS_PATH = "/etc/mailagent/agent.toml"
 UNIT_PATH = "/etc/systemd/system/mailagent.service"
+COUNTER = "mailagent-queue-count"  # the queue counter: agent/queue_counter.py
+COUNTER_SOCKET_PATH = f"/etc/systemd/system/{COUNTER}.socket"
+COUNTER_SERVICE_PATH = f"/etc/systemd/system/{COUNTER}.service"
 REGISTERED_MARKER = "/var/lib/mailagent/registered"
 
 
@@ -51,10 +57,10 @@ def install_agent(role: str = "relay"):
                             drain=_drain(platform), log_source=platform.release.log_source)
     wheels = wheel_set()
     install_done = install(wheels, platform)
-    settings_file, unit = configure(settings)
+    settings_file, units = configure(settings)
     key = signing_key(name=f"Make the host's signing key {settings.key_path} (if missing)",
                       path=str(settings.key_path), mailagent=MAILAGENT, user=USER)
-    activate(any_changed(install_done, settings_file, unit, key), unit,
+    activate(any_changed(install_done, settings_file, units.agent, key), units,
              running=not (role == "relay" and host.data.get("relay") and stays_drained(host)))
     register(settings)
 
@@ -103,17 +109,43 @@ def configure(settings: AgentSettings):
                   dest=COLLECTOR_CA_PATH, mode="644")
     settings_file = files.put(name=f"Upload {SETTINGS_PATH}", src=StringIO(to_toml(settings)),
                               dest=SETTINGS_PATH, user="root", group=USER, mode="640")
-    unit = files.put(name=f"Upload {UNIT_PATH}", src=StringIO(render_unit(settings)), dest=UNIT_PATH,
-                     user="root", group="root", mode="644")
-    return settings_file, unit
+    units = Units(*(files.put(name=f"Upload {path}", src=StringIO(text), dest=path, user="root",
+                              group="root", mode="644")
+                    for path, text in rendered_units(settings).items()))
+    return settings_file, units
+
+
+@dataclass
+class Units:
+    """The upload operations of the agent's unit and of the queue counter's socket and service."""
+
+    agent: OperationMeta
+    counter_socket: OperationMeta
+    counter: OperationMeta
+
+    def did_change(self) -> bool:
+        return any(op.did_change() for op in (self.agent, self.counter_socket, self.counter))
+
+
+def rendered_units(settings: AgentSettings) -> dict[str, str]:
+    """Path -> text of the three units, in the order of `Units`."""
+    counter = {"socket_unit": f"{COUNTER}.socket", "socket_path": str(queue_counter.SOCKET),
+               "service_group": USER, "venv": VENV, "spool": str(settings.postfix_spool)}
+    return {UNIT_PATH: render_unit(settings),
+            COUNTER_SOCKET_PATH: _render(COUNTER_SOCKET_PATH, **counter),
+            COUNTER_SERVICE_PATH: _render(COUNTER_SERVICE_PATH, **counter)}
 
 
 def render_unit(settings: AgentSettings) -> str:
-    """The systemd unit for these settings (templates/etc/systemd/system/mailagent.service.j2)."""
+    """The agent's systemd unit for these settings (templates/etc/systemd/system/mailagent.service.j2)."""
+    return _render(UNIT_PATH, service_user=USER, venv=VENV, settings_path=SETTINGS_PATH,
+                   write_paths=_write_paths(settings), counter_socket_unit=f"{COUNTER}.socket")
+
+
+def _render(path: str, **values) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True)
-    return env.get_template(UNIT_PATH.lstrip("/") + ".j2").render(
-        service_user=USER, venv=VENV, settings_path=SETTINGS_PATH, write_paths=_write_paths(settings))
+    return env.get_template(path.lstrip("/") + ".j2").render(**values)
 
 
 def _write_paths(settings: AgentSettings) -> list[str]:
@@ -124,10 +156,19 @@ def _write_paths(settings: AgentSettings) -> list[str]:
     return sorted({str(p) for p in paths if not str(p).startswith("/var/lib/mailagent")})
 
 
-def activate(changed, unit, running: bool = True) -> None:
-    """Start (or restart) the agent; a drained host's agent stays stopped: its last report told
-    the collector the host is drained, and a new one would put it back on the watch list."""
-    systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
+def activate(changed, units: Units, running: bool = True) -> None:
+    """Start (or restart) the queue counter's socket and the agent; a drained host's agent stays
+    stopped: its last report told the collector the host is drained, and a new one would put it
+    back on the watch list. The counter starts at the agent's first question; when its code or
+    units changed, a running one is stopped, and the next question starts the new one."""
+    systemd.daemon_reload(name="Reload systemd units", _if=units.did_change)
+    systemd.service(name=f"Stop {COUNTER} (install or its units changed; its socket starts it again)",
+                    service=COUNTER, running=False,
+                    _if=lambda: changed() or units.counter.did_change() or units.counter_socket.did_change())
+    systemd.service(name=f"Enable and start {COUNTER}.socket", service=f"{COUNTER}.socket",
+                    running=True, enabled=True)
+    systemd.service(name=f"Restart {COUNTER}.socket (its unit changed)", service=f"{COUNTER}.socket",
+                    restarted=True, _if=units.counter_socket.did_change)
     if not running:
         systemd.service(name="Keep mailagent stopped (host drained)", service="mailagent",
                         running=False, enabled=True)

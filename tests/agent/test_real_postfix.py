@@ -1,4 +1,5 @@
-"""Cross-check against a real Postfix: the agent's figures equal what `postqueue -j` says."""
+"""Cross-check against a real Postfix: the agent's figures equal what `postqueue -j` says, and
+the agent needs no capability to get them (the queue counter holds the one there is)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from mailagent.agent.checks.log_stats import Check as LogStats
 from mailagent.agent.checks.postfix_health import Check as PostfixHealth
+from mailagent.agent.checks.queue_counts import Check as QueueCounts
 from mailagent.agent.checks.queue_detail import Check as QueueDetail
 from mailagent.agent.cycle import queue_section
 from mailagent.agent.queue_scan import count_queues
@@ -54,6 +56,8 @@ def test_agent_matches_postqueue(postfix, tmp_path):
     counts = count_queues(postfix.spool)
     assert counts.model_dump() == listed == {"maildrop": 0, "incoming": 0, "active": 0,
                                              "deferred": 4, "hold": 1}
+    with queue_counter(postfix, postfix.root / "run" / "counter.sock", unprivileged=False) as sock:
+        assert QueueCounts(settings, counter=sock).run(time.time()) == counts
 
     detail = QueueDetail(settings).run(time.time())
     assert not detail.partial and detail.messages == 5
@@ -72,23 +76,77 @@ def test_agent_matches_postqueue(postfix, tmp_path):
 
 COUNT_AS_AGENT = ("from mailagent.agent.queue_scan import count_queues; "
                   "import sys; print(count_queues(sys.argv[1]).deferred)")
+ASK_AS_AGENT = ("from mailagent.agent.queue_counter import ask; "
+                "import sys; print(ask(sys.argv[1]).deferred)")
+SECRET = "smarthost-password-s3cret"
 
 
-def as_unprivileged(argv: list[str], with_capability: bool) -> subprocess.CompletedProcess:
-    """Run as `nobody` the way the systemd unit runs the agent (NoNewPrivileges, one capability)."""
-    caps = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"] if with_capability else []
-    return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *caps,
-                           "--no-new-privs", *argv], capture_output=True, text=True, timeout=60)
+def setpriv(argv: list[str], groups: tuple[str, ...] = (), capability: bool = False,
+            gid: str = "nogroup") -> list[str]:
+    """argv as `nobody` the way systemd runs a unit: NoNewPrivileges, these groups, no
+    capability unless asked (then CAP_DAC_READ_SEARCH only, as the queue counter's unit)."""
+    caps = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"] if capability else []
+    group_args = [f"--groups={','.join(groups)}"] if groups else ["--clear-groups"]
+    return ["setpriv", "--reuid=nobody", f"--regid={gid}", *group_args, *caps, "--no-new-privs", *argv]
+
+
+def as_unprivileged(argv: list[str], **how) -> subprocess.CompletedProcess:
+    return subprocess.run(setpriv(argv, **how), capture_output=True, text=True, timeout=60)
+
+
+class queue_counter:
+    """The queue counter on `sock` (as `nobody` with its one capability, unless told otherwise),
+    its socket root:nogroup 0660 as systemd makes it root:mailagent 0660."""
+
+    def __init__(self, postfix: PostfixInstance, sock: Path, unprivileged: bool = True):
+        self.sock = sock
+        argv = [sys.executable, "-m", "mailagent.agent.queue_counter", "--spool", str(postfix.spool),
+                "--listen", str(sock)]
+        self.argv = setpriv(argv, capability=True) if unprivileged else argv
+
+    def __enter__(self) -> Path:
+        self.sock.parent.mkdir(mode=0o755, exist_ok=True)
+        shutil.chown(self.sock.parent, "nobody")
+        self.process = subprocess.Popen(self.argv, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not self.sock.exists():
+            assert self.process.poll() is None and time.monotonic() < deadline, self.process.stderr.read()
+            time.sleep(0.05)
+        shutil.chown(self.sock, "root", "nogroup")
+        return self.sock
+
+    def __exit__(self, *exc) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
 @pytest.mark.timeout(120)
 def test_least_privilege_is_enough_and_needed(postfix):
     postfix.send(["x@example.net"])
     postfix.wait_deferred(1)
+    # Beside the queue (folders 0755 up to it): only the file's own mode keeps `nobody` out.
+    secret = postfix.root / "sasl_passwd"
+    secret.write_text(f"[smtp.example.com]:587 user:{SECRET}\n")
+    secret.chmod(0o600)
     scan = [sys.executable, "-c", COUNT_AS_AGENT, str(postfix.spool)]
     queue = ["postqueue", "-c", str(postfix.etc), "-j"]
-    assert as_unprivileged(scan, True).stdout.strip() == "1"
-    assert '"queue_name": "deferred"' in as_unprivileged(queue, True).stdout
-    # Without CAP_DAC_READ_SEARCH neither works: the capability is what the unit must grant.
-    assert "PermissionError" in as_unprivileged(scan, False).stderr
-    assert "Permission denied" in as_unprivileged(queue, False).stderr
+    read_secret = ["cat", str(secret)]
+    agent = {"groups": ("postdrop",)}  # the agent's unit: no capability, postdrop (and journal)
+
+    # The agent itself can neither read the queue folders nor a root-only secret ...
+    assert "PermissionError" in as_unprivileged(scan, **agent).stderr
+    denied = as_unprivileged(read_secret, **agent)
+    assert denied.returncode != 0 and SECRET not in denied.stdout
+    # ... which the capability would allow: that is why the agent must not hold it.
+    assert SECRET in as_unprivileged(read_secret, capability=True).stdout
+    # `postqueue -j` needs no capability, only the group postdrop (the showq socket in public/).
+    assert '"queue_name": "deferred"' in as_unprivileged(queue, **agent).stdout
+    assert "Permission denied" in as_unprivileged(queue).stderr
+
+    # The counts come from the queue counter, which alone holds the capability.
+    with queue_counter(postfix, postfix.root / "run" / "counter.sock") as sock:
+        ask = [sys.executable, "-c", ASK_AS_AGENT, str(sock)]
+        assert as_unprivileged(ask, **agent).stdout.strip() == "1"
+        # Only its socket's group may ask (systemd: SocketGroup=mailagent, SocketMode=0660).
+        outsider = as_unprivileged(ask, gid="postdrop")
+        assert "PermissionError" in outsider.stderr and outsider.stdout == ""

@@ -8,7 +8,7 @@ import pytest
 from pyinfra.api import DeployError
 
 from mailagent.agent.settings import AgentSettings
-from roles.mailagent import MAILAGENT, render_unit
+from roles.mailagent import MAILAGENT, render_unit, rendered_units
 from roles.mailagent.operations import registration_marker
 from roles.mailagent.wheels import write_manifest
 from tests.roles.conftest import DEBIAN_RELEASE, platform_lines
@@ -107,17 +107,42 @@ def test_settings_file_is_the_validated_model(wheel_dir):
     assert AgentSettings.model_validate(tomllib.loads(to_toml(settings))) == settings
 
 
-def test_unit_is_hardened_with_one_capability():
+def test_unit_holds_no_capability_and_the_counter_alone_has_one():
     unit = render_unit(AgentSettings(host="web1"))
     lines = set(unit.splitlines())
     for wanted in ("User=mailagent", "NoNewPrivileges=yes", "ProtectSystem=strict",
                    "StateDirectory=mailagent", "Restart=on-failure", "ProtectHome=yes",
-                   "AmbientCapabilities=CAP_DAC_READ_SEARCH", "CapabilityBoundingSet=CAP_DAC_READ_SEARCH",
+                   "AmbientCapabilities=", "CapabilityBoundingSet=",
+                   "SupplementaryGroups=postdrop systemd-journal",
                    "ExecStart=/opt/mailagent/venv/bin/python -m mailagent.agent run --settings /etc/mailagent/agent.toml"):
         assert wanted in lines
+    assert not [line for line in lines if "CAP_" in line and not line.startswith("#")]
+    assert "Wants=network-online.target mailagent-queue-count.socket" in lines
     assert not any(line.startswith("ReadWritePaths") for line in lines)
     textfile = render_unit(AgentSettings(host="web1", metrics_textfile="/var/lib/node_exporter/m.prom"))
     assert "ReadWritePaths=/var/lib/node_exporter" in textfile.splitlines()
+
+    units = rendered_units(AgentSettings(host="web1", postfix_spool="/srv/spool"))
+    socket = set(units["/etc/systemd/system/mailagent-queue-count.socket"].splitlines())
+    assert {"ListenStream=/run/mailagent-queue-count.sock", "SocketUser=root", "SocketGroup=mailagent",
+            "SocketMode=0660", "Accept=no"} <= socket
+    counter = set(units["/etc/systemd/system/mailagent-queue-count.service"].splitlines())
+    assert {"ExecStart=/opt/mailagent/venv/bin/python -m mailagent.agent.queue_counter --spool /srv/spool",
+            "AmbientCapabilities=CAP_DAC_READ_SEARCH", "CapabilityBoundingSet=CAP_DAC_READ_SEARCH",
+            "DynamicUser=yes", "NoNewPrivileges=yes", "PrivateNetwork=yes",
+            "RestrictAddressFamilies=AF_UNIX", "ProtectSystem=strict"} <= counter
+
+
+def test_plan_uploads_and_starts_the_counter_socket(run_deploy, wheel_dir):
+    plan = run_deploy(install_agent_deploy(), [agent_host("web1", wheel_dir, collector=COLLECTOR)])
+    names = op_names(plan)
+    for wanted in ("Upload /etc/systemd/system/mailagent-queue-count.socket",
+                   "Upload /etc/systemd/system/mailagent-queue-count.service",
+                   "Enable and start mailagent-queue-count.socket"):
+        assert f"mailagent agent | {wanted}" in names
+    assert "systemctl enable mailagent-queue-count.socket" in plan.text("web1")
+    order = [n.split(" | ")[1] for n in names]
+    assert order.index("Enable and start mailagent-queue-count.socket") < order.index("Enable and start mailagent")
 
 
 def install_agent_deploy():

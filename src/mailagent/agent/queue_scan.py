@@ -50,8 +50,9 @@ def count_dir(path: str) -> int:
 def count_queues(spool: Path) -> QueueCounts:
     """Messages per queue; a queue folder that does not exist counts as empty.
 
-    Raises PermissionError when the folders cannot be read (the agent lacks
-    CAP_DAC_READ_SEARCH or the postfix identity): that is a failed check, not an empty queue.
+    Raises PermissionError when the folders cannot be read (neither root, postfix nor
+    CAP_DAC_READ_SEARCH: the agent itself, which asks agent/queue_counter.py instead): that is
+    a failed check, not an empty queue.
     """
     counts = {}
     for queue in QUEUE_NAMES:
