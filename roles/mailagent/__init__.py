@@ -139,7 +139,8 @@ def rendered_units(settings: AgentSettings) -> dict[str, str]:
 def render_unit(settings: AgentSettings) -> str:
     """The agent's systemd unit for these settings (templates/etc/systemd/system/mailagent.service.j2)."""
     return _render(UNIT_PATH, service_user=USER, venv=VENV, settings_path=SETTINGS_PATH,
-                   write_paths=_write_paths(settings), counter_socket_unit=f"{COUNTER}.socket")
+                   write_paths=_write_paths(settings), counter_socket_unit=f"{COUNTER}.socket",
+                   spool=str(settings.postfix_spool))
 
 
 def _render(path: str, **values) -> str:

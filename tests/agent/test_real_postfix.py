@@ -76,6 +76,9 @@ def test_agent_matches_postqueue(postfix, tmp_path):
 
 COUNT_AS_AGENT = ("from mailagent.agent.queue_scan import count_queues; "
                   "import sys; print(count_queues(sys.argv[1]).deferred)")
+HEALTH_AS_AGENT = ("from mailagent.agent.checks.postfix_health import Check; "
+                   "from mailagent.agent.settings import AgentSettings; import sys; "
+                   "print(Check(AgentSettings(host='t', postfix_spool=sys.argv[1])).master_running())")
 ASK_AS_AGENT = ("from mailagent.agent.queue_counter import ask; "
                 "import sys; print(ask(sys.argv[1]).deferred)")
 SECRET = "smarthost-password-s3cret"
@@ -142,6 +145,12 @@ def test_least_privilege_is_enough_and_needed(postfix):
     # `postqueue -j` needs no capability, only the group postdrop (the showq socket in public/).
     assert '"queue_name": "deferred"' in as_unprivileged(queue, **agent).stdout
     assert "Permission denied" in as_unprivileged(queue).stderr
+
+    # master.pid is root 0600; the unit's ExecStartPre=+ makes it 0644, and then the agent sees it.
+    health = [sys.executable, "-c", HEALTH_AS_AGENT, str(postfix.spool)]
+    assert "PermissionError" in as_unprivileged(health, **agent).stderr
+    (postfix.spool / "pid" / "master.pid").chmod(0o644)
+    assert as_unprivileged(health, **agent).stdout.strip() == "True"
 
     # The counts come from the queue counter, which alone holds the capability.
     with queue_counter(postfix, postfix.root / "run" / "counter.sock") as sock:

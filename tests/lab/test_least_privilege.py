@@ -105,6 +105,11 @@ def test_the_agent_holds_no_capability_and_the_counter_only_one(deployed):
     assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"], links
     assert root(state, "stat -c '%U %G %a' /run/mailagent-queue-count.sock").split() == [
         "root", "mailagent", "660"]
+    # And nothing the agent checks needed the capability: a report with every check passing.
+    report = wait_for(lambda: agent_report(state),
+                      lambda r: r and r.get("checks") and all(c["success"] for c in r["checks"]),
+                      "a report with no failed check")
+    assert report["postfix"]["master_running"] is True
 
 
 def test_the_agent_cannot_read_the_hosts_secrets(deployed):

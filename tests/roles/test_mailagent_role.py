@@ -114,6 +114,7 @@ def test_unit_holds_no_capability_and_the_counter_alone_has_one():
                    "StateDirectory=mailagent", "Restart=on-failure", "ProtectHome=yes",
                    "AmbientCapabilities=", "CapabilityBoundingSet=",
                    "SupplementaryGroups=postdrop systemd-journal",
+                   "ExecStartPre=+-/bin/chmod 0644 /var/spool/postfix/pid/master.pid",
                    "ExecStart=/opt/mailagent/venv/bin/python -m mailagent.agent run --settings /etc/mailagent/agent.toml"):
         assert wanted in lines
     assert not [line for line in lines if "CAP_" in line and not line.startswith("#")]
