@@ -1,4 +1,5 @@
-"""The project's Vagrantfile and inventories/vagrant.py for real: two relay boxes under libvirt.
+"""The project's Vagrantfile and inventories/vagrant.py for real: two Debian 13 relay boxes
+(debian/trixie64, built locally) under libvirt.
 
 One session (the `deployed` fixture) builds or reuses the box, validates the Vagrantfile, brings
 up relay1 and relay2 inside a network namespace of the test's own (libvirtd, its networks, the
