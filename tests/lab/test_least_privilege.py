@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
 HOST = "relay1"
 SECRETS = ("/etc/shadow", "/etc/postfix/sasl_passwd")
 CAP_DAC_READ_SEARCH = 1 << 2
+POSTFIX_CHECKS = {"queue_counts", "queue_detail", "postfix_health", "log_stats"}
 # What decides which files a process may open: taken from the deployed agent unit.
 ACCESS_PROPERTIES = ("User", "Group", "SupplementaryGroups", "NoNewPrivileges", "AmbientCapabilities",
                      "CapabilityBoundingSet", "ProtectSystem", "ProtectHome", "PrivateTmp",
@@ -105,11 +106,14 @@ def test_the_agent_holds_no_capability_and_the_counter_only_one(deployed):
     assert [line.split(":")[1].strip() for line in links.splitlines()] == ["lo"], links
     assert root(state, "stat -c '%U %G %a' /run/mailagent-queue-count.sock").split() == [
         "root", "mailagent", "660"]
-    # And nothing the agent checks needed the capability: a report with every check passing.
+    # What the agent reads of Postfix did not need the capability: those checks all pass.
+    # (relay_reach is left out: it logs in to the smarthost with the password from sasl_passwd,
+    # which the agent must not read; it is printed, not asserted.)
     report = wait_for(lambda: agent_report(state),
-                      lambda r: r and r.get("checks") and all(c["success"] for c in r["checks"]),
-                      "a report with no failed check")
+                      lambda r: r and {c["name"] for c in r["checks"] if c["success"]} >= POSTFIX_CHECKS,
+                      f"a report in which {sorted(POSTFIX_CHECKS)} pass")
     assert report["postfix"]["master_running"] is True
+    print("relay_reach:", [c for c in report["checks"] if c["name"] == "relay_reach"])
 
 
 def test_the_agent_cannot_read_the_hosts_secrets(deployed):
