@@ -210,12 +210,16 @@ def test_without_drain_relay_mail_stays_and_exit_is_1(make_postfix, tmp_path, ca
     assert "connection_refused" in out and queued(postfix) == 1
 
 
+DRAIN_TOKEN = "drain-test-registration-token-0123"  # the collector wants 24 characters or more
+
+
 @pytest.fixture
 def collector(tmp_path):
     from mailagent.collector.settings import CollectorSettings
     from tests.collector.conftest import LiveServer
     server = LiveServer(CollectorSettings(
-        listen=f"127.0.0.1:{free_port()}", registration_token="drain-token",
+        listen=f"127.0.0.1:{free_port()}", registration_token=DRAIN_TOKEN,
+        admin_token="drain-test-admin-token-0123456789", public_read=True,
         database_url=f"sqlite:///{tmp_path}/collector.db", evaluate_interval_seconds=3600,
         maintenance_interval_seconds=3600)).start()
     yield server
@@ -228,7 +232,7 @@ def test_empty_queue_tells_the_collector_the_host_is_drained(make_postfix, colle
     postfix = make_postfix(free_port())
     path = settings_file(tmp_path, postfix, collector_url=collector.url, role="relay")
     signing.generate_key(tmp_path / "agent.key")
-    monkeypatch.setattr("sys.stdin", io.StringIO("drain-token\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO(DRAIN_TOKEN + "\n"))
     assert main(["register", "--settings", path]) == 0
     assert main(["drain", "--settings", path, "--timeout", "5"]) == 0
     out = capsys.readouterr().out

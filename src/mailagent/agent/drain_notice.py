@@ -55,7 +55,8 @@ def notify_collector(settings: AgentSettings, counts: dict[str, int], now: float
     """Send spooled reports, then the signed drained notice; one line saying what happened."""
     if not settings.collector_url:
         return "not configured (collector_url unset): nothing sent"
-    now = time.time() if now is None else now
+    clock = time.time if now is None else (lambda: now)  # signed as each request goes out
+    now = clock()
     try:
         key = signing.load_private_key(settings.key_path)
     except (OSError, ValueError, signing.SigningError) as exc:
@@ -64,10 +65,11 @@ def notify_collector(settings: AgentSettings, counts: dict[str, int], now: float
     spool = Spool(settings.spool_dir, settings.spool_max_reports)
     reporter = Reporter(settings.collector_url, settings.host, key, spool,
                         Backoff(settings.interval_seconds, settings.backoff_max_seconds),
-                        timeout=settings.http_timeout_seconds, verify=verify, transport=transport)
+                        timeout=settings.http_timeout_seconds, verify=verify, transport=transport,
+                        clock=clock)
     try:
         flushed = reporter.flush(now)
-        status, error = reporter.post(drained_report(settings, counts, now).to_wire(), now)
+        status, error = reporter.post(drained_report(settings, counts, now).to_wire())
     finally:
         reporter.close()
     sent = f" after {flushed.sent} spooled report(s)" if flushed.sent else ""

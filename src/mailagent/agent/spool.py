@@ -6,6 +6,9 @@
 Every report is spooled before it is sent, so `kill -9` at any moment loses nothing that was
 written; a send removes its file only after the collector accepted it. At the bound the oldest
 report goes first and the drop is counted (and itself reported in spool.dropped_total).
+
+On a full filesystem `put` raises OSError and leaves no trace (no partial file, no temp file):
+every report already spooled stays whole, and the caller sends that report from memory.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ class Spool:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o750)
 
     def put(self, report_id: uuid.UUID, body: bytes) -> Path:
-        """Store one report durably, then enforce the bound."""
+        """Store one report durably (OSError: it is not stored), then enforce the bound."""
         path = self.folder / f"{time.time_ns():020d}-{report_id}{SUFFIX}"
         write_atomic(path, body)
-        self._enforce_bound()
+        try:
+            self._enforce_bound()
+        except OSError:
+            pass  # the drop count could not be written: nothing dropped, the next put tries again
         return path
 
     def pending(self) -> list[Path]:

@@ -49,7 +49,12 @@ def _check_lines(report: Report) -> list[str]:
 def _delivery_lines(delivery: dict) -> list[str]:
     sent_at = delivery.get("last_sent_at")
     when = datetime.fromtimestamp(sent_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if sent_at else "never"
-    lines = [f"last sent  {when}  ({delivery.get('pending', 0)} spooled)"]
+    held = f", {delivery['unspooled']} held in memory" if delivery.get("unspooled") else ""
+    lines = [f"last sent  {when}  ({delivery.get('pending', 0)} spooled{held})"]
+    if delivery.get("spool_error"):
+        lines.append(f"spool      FAILED {delivery['spool_error']} (reports are sent from memory)")
+    if delivery.get("clock"):
+        lines.append(f"clock      {delivery['clock']}")
     if delivery.get("error"):
         lines.append(f"collector  {delivery['error']}")
     return lines
