@@ -219,6 +219,21 @@ def test_reject_auth_gives_535_even_with_the_right_password(lab):
         login(smtp, info, "PLAIN")
 
 
+def test_no_starttls_offers_neither_starttls_nor_auth_on_starttls_ports(lab):
+    lab_dir, info = lab
+    sink.set_mode(lab_dir, "no-starttls")
+    with smtplib.SMTP("127.0.0.1", info["ports"]["starttls"][1], local_hostname=CLIENT, timeout=10) as smtp:
+        smtp.ehlo(CLIENT)
+        assert "starttls" not in smtp.esmtp_features and "auth" not in smtp.esmtp_features
+        assert smtp.docmd("STARTTLS")[0] == 454  # a client that asks anyway
+        assert smtp.mail("app@client.test")[0] == 530  # and nothing goes in the clear
+    with smtps_client(info, info["ports"]["implicit"][0]) as smtp:  # SMTPS is not STARTTLS
+        login(smtp, info, "PLAIN")
+    sink.set_mode(lab_dir, "normal")
+    with starttls_client(info, info["ports"]["starttls"][1]) as smtp:
+        login(smtp, info)
+
+
 def test_unknown_mode_is_refused(lab):
     with pytest.raises(ValueError, match="normal, tempfail, reject-auth"):
         sink.set_mode(lab[0], "sometimes")

@@ -117,6 +117,8 @@ def test_cli_start_status_mode_mail_stop(lab_dir, monkeypatch, capsys):
     assert status["ports"] == {"starttls": recorded["starttls_ports"], "implicit": recorded["implicit_ports"]}
     assert mailagent(["lab", "sink", "mode", "tempfail"]) == 0
     assert sink.status(lab_dir)["mode"] == "tempfail"
+    assert mailagent(["lab", "sink", "mode", "no-starttls"]) == 0
+    assert sink.status(lab_dir)["mode"] == "no-starttls"
     with pytest.raises(SystemExit) as bad:
         mailagent(["lab", "sink", "mode", "sometimes"])
     assert bad.value.code == 2

@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from mailagent.lab import sink
+from mailagent.relay.check import check_relay
+from mailagent.relay.profile import parse_profile
+from mailagent.relay.render import Target, render
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -95,6 +98,24 @@ class Postfix:
                        check=True, capture_output=True, timeout=30)
         self.postfix("reload")
 
+    def relay_as_profiled(self, port: int) -> dict:
+        """Point the instance at a sink STARTTLS port with the TLS and SASL settings `render`
+        writes for a relay profile (tls = starttls, tls_verify = secure); the maps and CA file
+        stay this instance's own. Returns the settings taken from the profile."""
+        profile = parse_profile({"provider": "custom", "host": "127.0.0.1", "port": port, "tls": "starttls",
+                                 "tls_verify": "secure", "ca_file": str(self.etc / "lab-ca.pem"),
+                                 "username": self.info["username"], "password": self.info["password"],
+                                 "tls_connection_reuse": False}, environ={})
+        lines = render(profile, Target(postfix_version=postfix_version()))["main.cf"].splitlines()
+        own = ("smtp_sasl_password_maps", "smtp_tls_CAfile")
+        taken = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in lines)
+                 if k.strip().startswith(("smtp_tls_", "smtp_sasl_")) and k.strip() not in own}
+        self.relay_to(port)
+        subprocess.run(["postconf", "-c", str(self.etc), "-e", *(f"{k}={v}" for k, v in taken.items())],
+                       check=True, capture_output=True, timeout=30)
+        self.postfix("reload")
+        return taken
+
     def submit(self, tag: str) -> tuple[str, str]:
         """Hand a message to the instance's smtpd; returns (Message-ID, Postfix queue id)."""
         msg_id = f"<{tag}.{uuid.uuid4().hex}@relay-test.lab.mailagent.test>"
@@ -119,6 +140,13 @@ class Postfix:
 
     def flush(self) -> None:
         subprocess.run(["postqueue", "-c", str(self.etc), "-f"], check=True, capture_output=True, timeout=30)
+
+
+def postfix_version() -> tuple[int, int]:
+    out = subprocess.run(["postconf", "-d", "-h", "mail_version"], check=True, capture_output=True, text=True,
+                         timeout=30).stdout
+    major, minor = out.strip().split(".")[:2]
+    return int(major), int(minor)
 
 
 def wait_for(fetch, what: str, timeout: float = 60.0):
@@ -202,4 +230,33 @@ def test_postfix_queues_on_tempfail_and_delivers_after(sink_lab, postfix):
         sink.set_mode(lab, "normal")
     postfix.flush()
     assert delivered(lab, msg_id)["auth_user"] == info["username"]
+    assert wait_for(lambda: postfix.queued(queue_id) is None, "empty queue")
+
+
+def test_smarthost_without_starttls_keeps_the_mail_and_never_gets_the_password(sink_lab, postfix):
+    lab, info = sink_lab
+    port = info["ports"]["starttls"][1]
+    auth_before, conns_before = len(sink.auth_attempts(lab)), len(sink.connections(lab))
+    taken = postfix.relay_as_profiled(port)
+    assert (taken["smtp_tls_security_level"], taken["smtp_tls_wrappermode"]) == ("secure", "no")
+    sink.set_mode(lab, "no-starttls")
+    try:
+        msg_id, queue_id = postfix.submit("postfix-no-starttls")
+        entry = wait_for(lambda: postfix.deferred(queue_id), "deferred mail")
+        assert "TLS is required, but was not offered" in entry["recipients"][0]["delay_reason"]
+        seen = wait_for(lambda: sink.connections(lab)[conns_before:], "connection")
+        assert [(c["port"], c["tls"], c["auth_attempts"], c["messages"]) for c in seen] == [(port, False, 0, 0)]
+        assert sink.auth_attempts(lab)[auth_before:] == []  # not even an AUTH refused in clear
+
+        result = check_relay("127.0.0.1", port, "starttls", info["username"], info["password"],
+                             info["ca_cert"], timeout=10)
+        assert (result["ok"], result["step"]) == (False, "starttls")
+        assert [s["step"] for s in result["steps"]] == ["connect", "ehlo"]
+        assert "no STARTTLS offered" in result["hint"] and "sends no password" in result["hint"]
+        assert sink.auth_attempts(lab)[auth_before:] == []
+    finally:
+        sink.set_mode(lab, "normal")
+    postfix.flush()  # STARTTLS is back: the queued mail goes out, over TLS, logged in
+    rec = delivered(lab, msg_id)
+    assert rec["tls"] and rec["auth_user"] == info["username"]
     assert wait_for(lambda: postfix.queued(queue_id) is None, "empty queue")

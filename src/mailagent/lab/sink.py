@@ -130,7 +130,8 @@ def stop(lab_dir: Path) -> None:
 
 
 def set_mode(lab_dir: Path, mode: str) -> None:
-    """normal | tempfail | reject-auth; takes effect on the next SMTP command. ValueError otherwise."""
+    """normal | tempfail | reject-auth | no-starttls; takes effect on the next SMTP command
+    (no-starttls: on the next EHLO). ValueError otherwise."""
     store.write_mode(store.sink_dir(lab_dir), mode)
 
 

@@ -39,7 +39,8 @@ def register_sink(lab_subparsers) -> None:
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
     mode = sub.add_parser("mode", help="switch behaviour while running")
-    mode.add_argument("mode", choices=sink_store.MODES, help="normal, tempfail (4xx) or reject-auth (535)")
+    mode.add_argument("mode", choices=sink_store.MODES, help="normal, tempfail (4xx), reject-auth "
+                      "(535) or no-starttls (STARTTLS ports offer no STARTTLS)")
     mode.set_defaults(func=cmd_mode)
     mail = lab_subparsers.add_parser("mail", help="what the sink received")
     mail.add_argument("--json", action="store_true", help="print the records as a JSON list")

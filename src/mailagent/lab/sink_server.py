@@ -26,6 +26,7 @@ from mailagent.lab.sink_records import connection_record, header_summary, now, t
 
 IDENT = "mailagent lab sink"
 TEMPFAIL = "451 4.7.1 Try again later (the lab sink is in tempfail mode)"
+NO_TLS = "454 4.7.0 TLS not available (the lab sink is in no-starttls mode)"
 HANDSHAKE_TIMEOUT = 20.0
 
 
@@ -88,6 +89,14 @@ class SinkHandler:
         ok = hmac.compare_digest(user.encode(), self.username.encode())
         ok = hmac.compare_digest(digest.lower().encode(), expected.encode()) and ok
         return self._verdict(server, "CRAM-MD5", user, ok)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        """In no-starttls mode a STARTTLS port does not offer STARTTLS (nor, as before TLS
+        always, AUTH): a smarthost whose TLS is broken or stripped on the way."""
+        session.host_name = hostname
+        if self.mode() == "no-starttls":
+            responses = [line for line in responses if line != "250-STARTTLS"]
+        return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.mode() == "tempfail":
@@ -165,6 +174,9 @@ class SinkSMTP(SMTP):
 
     async def smtp_STARTTLS(self, arg: str):
         self.starttls_tried = True
+        if self.kind == "starttls" and self.event_handler.mode() == "no-starttls":
+            await self.push(NO_TLS)  # a client that asks although it was not offered
+            return
         await super().smtp_STARTTLS(arg)
 
     async def smtp_AUTH(self, arg: str) -> None:

@@ -6,7 +6,8 @@ Everything lives in `<lab_dir>/sink/`::
     tls/cert.pem, tls/key.pem     the sink's server certificate
     credentials.json   (0600)     {"username", "password"} the relays log in with
     config.json                   {"bind", "hostname", "starttls_ports", "implicit_ports"}
-    mode                          normal | tempfail | reject-auth, read on every command
+    mode                          normal | tempfail | reject-auth | no-starttls, read on every
+                                  command (no-starttls: STARTTLS ports offer no STARTTLS)
     sink.pid, runtime.json        written by the running daemon once all ports listen
     sink.log                      the daemon's own log
     mail.jsonl, auth.jsonl, connections.jsonl   one JSON object per line, append-only
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from mailagent import pki
 
-MODES = ("normal", "tempfail", "reject-auth")
+MODES = ("normal", "tempfail", "reject-auth", "no-starttls")
 DEFAULT_USER = "lab-relay"
 MAIL_LOG, AUTH_LOG, CONN_LOG = "mail.jsonl", "auth.jsonl", "connections.jsonl"
 

@@ -53,6 +53,9 @@ SITUATIONS = (
     ("certificate verify failed", lambda code, message, port: "CERTIFICATE_VERIFY_FAILED" in message
      or "certificate" in message.lower(),
      "the smarthost's certificate was not trusted for this name (tls_verify, ca_file)"),
+    ("no STARTTLS offered", lambda code, message, port: "does not offer STARTTLS" in message,
+     "no STARTTLS offered (a port without it, or something on the path strips it): Postfix keeps "
+     "the mail queued and sends no password; use the provider's STARTTLS port or tls = implicit"),
 )
 
 
