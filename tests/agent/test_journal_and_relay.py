@@ -95,3 +95,25 @@ def test_relay_reach_passes_credentials_from_the_sasl_map(settings, tmp_path):
 def test_relay_reach_without_relay_settings_fails_as_data(settings):
     with pytest.raises(NotConfigured):
         RelayReach(settings).run(0)
+
+
+def test_relay_reach_without_read_access_to_the_sasl_map_checks_up_to_tls(settings, tmp_path, monkeypatch):
+    """The agent has no right to root's 0600 map: it checks connect, EHLO and TLS, not AUTH."""
+    settings = settings.model_copy(update={"sasl_map": tmp_path / "sasl_passwd"})
+    (tmp_path / "sasl_passwd").write_text("[smtp.example.com]:2587 apikey:s3cret\n")
+    settings.relay_settings_path.write_text(json.dumps(
+        {"host": "smtp.example.com", "port": 2587, "tls": "starttls", "tls_verify": "verify",
+         "ca_file": "/etc/ssl/certs/ca-certificates.crt", "username": "apikey", "hints": {}}))
+    real_open = open
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path) == str(tmp_path / "sasl_passwd"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refusing_open)
+    calls = []
+    section = RelayReach(settings, check_relay=lambda *a: calls.append(a) or
+                         {"ok": True, "step": "quit", "code": 221, "hint": ""}).run(0)
+    assert section.reachable
+    assert calls[0][:5] == ("smtp.example.com", 2587, "starttls", None, None)
