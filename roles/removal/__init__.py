@@ -18,7 +18,8 @@ from roles.mailagent import ON_PATH, PREFIX, UNIT_PATH, USER
 from roles.platform import platform_of
 from roles.postfix_relay import CHECK_SCRIPT
 
-AGENT_FILES = (ON_PATH, UNIT_PATH)
+AGENT_FILES = (ON_PATH, UNIT_PATH, "/etc/systemd/system/mailagent-queue-count.socket",
+               "/etc/systemd/system/mailagent-queue-count.service")
 AGENT_DIRS = (PREFIX, "/etc/mailagent", "/var/lib/mailagent", "/var/spool/mailagent",
               CHECK_SCRIPT.rsplit("/", 1)[0])
 POSTFIX_FILES = ("/etc/postfix/sasl_passwd", "/etc/postfix/sasl_passwd.db",
@@ -62,6 +63,8 @@ def remove():
 def remove_agent() -> None:
     systemd.service(name="Stop and disable mailagent", service="mailagent", running=False,
                     enabled=False)
+    for unit in ("mailagent-queue-count.socket", "mailagent-queue-count.service"):
+        systemd.service(name=f"Stop and disable {unit}", service=unit, running=False, enabled=False)
     _remove(AGENT_FILES, AGENT_DIRS)
     systemd.daemon_reload(name="Reload systemd units")
     server.user(name=f"Remove the {USER} system user", user=USER, present=False)

@@ -12,7 +12,8 @@ by its deadline, or with unparsable lines, is flagged partial; it is still a suc
 from __future__ import annotations
 
 from mailagent.agent.postqueue import QueueDetail, feed_line
-from mailagent.agent.queue_scan import count_queues
+from mailagent.agent.checks.queue_counts import Check as QueueCountsCheck
+from mailagent.agent.queue_counter import QueueCounterError
 from mailagent.agent.runner import stream_lines
 from mailagent.agent.settings import AgentSettings
 from mailagent.report import QueueCounts
@@ -45,8 +46,8 @@ class Check:
 
     def run(self, now: float) -> QueueDetail:
         try:  # what this pass goes with; a readdir pass, cheap next to the listing itself
-            self.counts_at_last_run = count_queues(self.settings.postfix_spool)
-        except OSError:
+            self.counts_at_last_run = QueueCountsCheck(self.settings).run(now)
+        except (OSError, QueueCounterError):
             self.counts_at_last_run = None
         detail = QueueDetail()
         seen: set[str] = set()
