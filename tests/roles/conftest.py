@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pyinfra.api import Config, Inventory, State
+from pyinfra.api import Config, Inventory, State, deploy
 from pyinfra.api.connect import connect_all, disconnect_all
 from pyinfra.api.deploy import add_deploy
 from pyinfra.api.operations import run_ops
@@ -73,6 +73,30 @@ class Plan:
     def names(self) -> list[str]:
         """The planned operations' names, in order ("Remove mailagent | Remove /opt/mailagent")."""
         return [sorted(self.state.get_op_meta(h).names)[0] for h in self.state.get_op_order()]
+
+
+@pytest.fixture
+def wheel_dir(tmp_path):
+    """A prepared wheel set (for `mailagent_wheel_dir`): the plan needs its names, not real wheels."""
+    from roles.wheelhouse import write_manifest
+
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    (folder / "mailagent-0.1.0-py3-none-any.whl").write_bytes(b"project")
+    (folder / "httpx-0.27.0-py3-none-any.whl").write_bytes(b"dep")
+    (folder / "requirements.txt").write_text("httpx>=0.27\n")
+    write_manifest(folder)
+    return folder
+
+
+@deploy("relay and agent")
+def relay_and_agent():
+    """What deploy/site.py gives a relay host: Postfix, then the agent."""
+    from roles.mailagent import install_agent
+    from roles.postfix_relay import postfix_relay
+
+    postfix_relay(check=False)
+    install_agent()
 
 
 @pytest.fixture

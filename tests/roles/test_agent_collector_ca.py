@@ -7,20 +7,9 @@ from pyinfra.api import DeployError
 
 from mailagent import pki
 from roles.mailagent import install_agent
-from roles.wheelhouse import write_manifest
 from tests.roles.conftest import fake_host
 
 TOKEN = "reg-token-Zq81-0123456789abcdef"
-
-
-@pytest.fixture
-def wheel_dir(tmp_path):
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    (folder / "mailagent-0.1.0-py3-none-any.whl").write_bytes(b"project")
-    (folder / "requirements.txt").write_text("httpx>=0.27\n")
-    write_manifest(folder)
-    return folder
 
 
 def _agent(wheel_dir, collector: dict):

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-from pyinfra.api import deploy
 
 from mailagent.agent.drain_postfix import REFUSE_TEXT
-from roles.mailagent import install_agent
-from roles.postfix_relay import postfix_relay
-from roles.wheelhouse import write_manifest
-from tests.roles.conftest import fake_host
+from tests.roles.conftest import relay_and_agent, fake_host
 
 SES = {"provider": "ses", "region": "eu-west-1", "port": 2587, "username": "AKIAEXAMPLE",
        "password": "ses-secret-Pa55"}
 DRAINED = f"smtpd_client_restrictions = check_client_access static:{{{REFUSE_TEXT}}}"
-
-
-@deploy("relay and agent")
-def relay_and_agent():
-    postfix_relay(check=False)
-    install_agent()
-
-
-@pytest.fixture
-def wheel_dir(tmp_path):
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    (folder / "mailagent-0.1.0-py3-none-any.whl").write_bytes(b"project")
-    (folder / "requirements.txt").write_text("httpx>=0.27\n")
-    write_manifest(folder)
-    return folder
 
 
 def _host(wheel_dir, drained: bool, **data):

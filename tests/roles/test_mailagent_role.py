@@ -10,22 +10,10 @@ from pyinfra.api import DeployError
 from mailagent.agent.settings import AgentSettings
 from roles.mailagent import MAILAGENT, render_unit, rendered_units
 from roles.mailagent.operations import registration_marker
-from roles.mailagent.wheels import write_manifest
 from tests.roles.conftest import DEBIAN_RELEASE, platform_lines
 
 COLLECTOR = {"url": "http://10.0.2.2:8080", "registration_token": "reg-TOKEN-s3cret"}
 KEY_SHA = "ab" * 32
-
-
-@pytest.fixture()
-def wheel_dir(tmp_path):
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    (folder / "mailagent-0.1.0-py3-none-any.whl").write_bytes(b"project")
-    (folder / "httpx-0.27.0-py3-none-any.whl").write_bytes(b"dep")
-    (folder / "requirements.txt").write_text("httpx>=0.27\n")
-    write_manifest(folder)
-    return folder
 
 
 def agent_host(name, wheel_dir, installed=False, **data):

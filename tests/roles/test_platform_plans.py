@@ -6,33 +6,14 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from pyinfra.api import DeployError, deploy
+from pyinfra.api import DeployError
 
 from mailagent.agent.settings import AgentSettings
-from roles.mailagent import install_agent
 from roles.platform import RELEASES, resolve
-from roles.postfix_relay import postfix_relay
-from roles.wheelhouse import write_manifest
-from tests.roles.conftest import PLATFORMS, fake_host
+from tests.roles.conftest import relay_and_agent, PLATFORMS, fake_host
 
 SES = {"provider": "ses", "region": "eu-west-1", "port": 2587, "username": "AKIAEXAMPLE",
        "password": "ses-secret-Pa55"}
-
-
-@deploy("relay and agent")
-def relay_and_agent():
-    postfix_relay(check=False)
-    install_agent()
-
-
-@pytest.fixture
-def wheel_dir(tmp_path):
-    folder = tmp_path / "wheels"
-    folder.mkdir()
-    (folder / "mailagent-0.1.0-py3-none-any.whl").write_bytes(b"project")
-    (folder / "requirements.txt").write_text("httpx>=0.27\n")
-    write_manifest(folder)
-    return folder
 
 
 def relay_host(kind: str, wheel_dir) -> tuple[str, dict]:
