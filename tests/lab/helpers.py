@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -65,3 +66,16 @@ def changed_operations(output: str) -> dict[str, str]:
         if len(cells) == 5 and not cells[0].startswith("Grand total") and cells[2] != "-":
             changed[cells[0]] = cells[2]
     return changed
+
+
+def wait_for(fetch, accept, what: str, timeout: float = 240, every: float = 3):
+    """`fetch()` again every `every` s until `accept` takes its value; that value, or an
+    AssertionError naming `what` and the last value after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not accept(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {value}")
+        time.sleep(every)
+        value = fetch()
+    return value

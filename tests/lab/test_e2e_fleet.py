@@ -5,7 +5,6 @@ Runs on the shared deployed lab (conftest `deployed`): the agents report every 1
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from mailagent.lab import sink
 from mailagent.lab.mail import flush, send_mail, wait_received
 from tests.collector.test_dashboard import chromium
-from tests.lab.helpers import restart_sink
+from tests.lab.helpers import restart_sink, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1200)]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -29,17 +28,6 @@ def api(state, path: str):
 
 def host_view(state, name: str) -> dict:
     return next(h for h in api(state, "/api/v1/hosts")["hosts"] if h["host"] == name)
-
-
-def wait_for(fetch, accept, what: str, timeout: float = 240, every: float = 3):
-    deadline = time.monotonic() + timeout
-    value = fetch()
-    while not accept(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {value}")
-        time.sleep(every)
-        value = fetch()
-    return value
 
 
 def test_every_relay_reports_to_the_collector(deployed):

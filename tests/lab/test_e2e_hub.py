@@ -16,8 +16,8 @@ import pytest
 from mailagent.hub import credentials
 from mailagent.lab import sink, ssh, vm
 from mailagent.lab.mail import flush, queue, send_mail, wait_deferred, wait_received
-from tests.lab.helpers import deploy, restart_sink
-from tests.lab.test_e2e_fleet import api, host_view, wait_for
+from tests.lab.helpers import deploy, restart_sink, wait_for
+from tests.lab.test_e2e_fleet import api, host_view
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
 HUB = "hub.lab.mailagent.test"
