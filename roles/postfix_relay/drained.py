@@ -16,14 +16,16 @@ from roles.postfix_relay.facts import PostconfValues
 DRAIN_PARAMETER = "smtpd_client_restrictions"
 
 
-def _flag(value) -> bool:
+def flag(host, name: str) -> bool:
+    """A yes/no host datum: a bool from an inventory, or text from `--data name=true`."""
+    value = host.data.get(name, False)
     return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
 
 
 def stays_drained(host) -> bool:
     """True when the host was drained and the operator did not ask to undrain it."""
     live = host.get_fact(PostconfValues, parameters=[DRAIN_PARAMETER]).get(DRAIN_PARAMETER, "")
-    return REFUSE_TEXT in live and not _flag(host.data.get("undrain", False))
+    return REFUSE_TEXT in live and not flag(host, "undrain")
 
 
 def keep_refusing(main_cf: str) -> str:

@@ -17,6 +17,7 @@ from pyinfra.operations import apt, dnf, files, server, systemd
 from roles.mailagent import ON_PATH, PREFIX, UNIT_PATH, USER
 from roles.platform import platform_of
 from roles.postfix_relay import CHECK_SCRIPT
+from roles.postfix_relay.drained import flag
 
 AGENT_FILES = (ON_PATH, UNIT_PATH, "/etc/systemd/system/mailagent-queue-count.socket",
                "/etc/systemd/system/mailagent-queue-count.service")
@@ -43,20 +44,15 @@ class QueuedMessages(FactBase):
         return int(output[-1].strip()) if output and output[-1].strip().isdigit() else 0
 
 
-def _flag(name: str) -> bool:
-    value = host.data.get(name, False)
-    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
-
-
 @deploy("Remove mailagent")
 def remove():
     platform = platform_of(host)
     queued = host.get_fact(QueuedMessages)
-    if queued and not _flag("remove_force"):
+    if queued and not flag(host, "remove_force"):
         raise DeployError(f"{host.name}: {queued} message(s) still queued, nothing was changed; "
                           "drain the host first (mailagent drain) or pass --data remove_force=true")
     remove_agent()
-    if _flag("remove_postfix"):
+    if flag(host, "remove_postfix"):
         remove_postfix(platform.family)
 
 
