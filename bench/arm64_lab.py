@@ -273,24 +273,12 @@ class Run:
                 self.child.kill()
         if self.state and self.state["hosts"]:
             entry = self.state["hosts"][0]
-            try:
-                vm.stop(self.state, entry["name"])
-                say(f"{entry['name']}: QEMU stopped")
-            except Exception as exc:  # go on with the rest
-                say(f"{entry['name']}: stopping QEMU failed: {exc}")
+            _stop(f"{entry['name']}: QEMU", lambda: vm.stop(self.state, entry["name"]))
             Path(entry["overlay"]).unlink(missing_ok=True)
         if self.sink_started:
-            try:
-                sink.stop(self.folder)
-                say("sink: stopped")
-            except Exception as exc:
-                say(f"sink: stopping failed: {exc}")
+            _stop("sink", lambda: sink.stop(self.folder))
         if self.collector_dir:
-            try:
-                daemon.stop(self.collector_dir)
-                say("collector: stopped")
-            except Exception as exc:
-                say(f"collector: stopping failed: {exc}")
+            _stop("collector", lambda: daemon.stop(self.collector_dir))
         # Keep the logs; drop what holds secrets or is big.
         lab_state.remove(self.folder)
         for secret in ("sink/credentials.json", "sink/ca/ca.key", "sink/tls/key.pem"):
@@ -574,6 +562,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _raise_stopped(signum, _frame):
     raise Stopped(signal.Signals(signum).name)
+
+
+def _stop(what: str, stop) -> None:
+    """Stop one part of the run; a failure is said and the teardown goes on with the rest."""
+    try:
+        stop()
+        say(f"{what}: stopped")
+    except Exception as exc:  # go on with the rest
+        say(f"{what}: stopping failed: {exc}")
 
 
 if __name__ == "__main__":
