@@ -26,6 +26,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from mailagent.queues import QUEUE_NAMES  # noqa: F401  (re-exported: the report lists these queues)
+
 SCHEMA_VERSION = 1
 MAX_CHECKS = 32
 MAX_TOP_DESTINATIONS = 20
@@ -33,7 +35,6 @@ MAX_DSN_CODES = 64
 MAX_ERROR_CHARS = 2000
 # A full report is a few KB; anything much larger is refused unread by the collector.
 MAX_REPORT_BYTES = 64 * 1024
-QUEUE_NAMES = ("maildrop", "incoming", "active", "deferred", "hold")
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 ShortText = Annotated[str, StringConstraints(max_length=512)]

@@ -149,3 +149,10 @@ def test_systemd_socket_is_taken_from_fd_3(tmp_path):
         helper.kill()
         helper.wait()
         listener.close()
+
+
+def test_the_counter_helper_starts_without_pydantic():
+    # systemd starts the helper at the agent's first connection; its start-up is on that clock
+    code = "import sys, mailagent.agent.queue_counter; print(sorted(m for m in sys.modules if m.startswith('pydantic')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -22,7 +22,7 @@ from typing import Callable
 from mailagent.agent import drain_postfix as dp
 from mailagent.agent.drain_log import DrainLog, difference
 from mailagent.agent.postqueue import parse_line
-from mailagent.agent.queue_scan import count_queues
+from mailagent.agent.queue_scan import count_folders
 from mailagent.agent.reasons import classify
 from mailagent.agent.settings import AgentSettings
 
@@ -123,7 +123,7 @@ class Drainer:
         self.log = DrainLog(settings.log_source)
 
     def counts(self) -> dict[str, int]:
-        return count_queues(self.spool).model_dump()
+        return count_folders(self.spool)
 
     def run(self) -> DrainResult:
         self.spool = self.postfix.queue_directory()

@@ -29,15 +29,22 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailagent.agent.queue_scan import count_queues
-from mailagent.report import QueueCounts
+from mailagent.agent.queue_scan import count_folders
+
+if TYPE_CHECKING:
+    from mailagent.report import QueueCounts
 
 SOCKET = Path("/run/mailagent-queue-count.sock")
 REQUEST = b"count\n"
 MAX_REQUEST = 64
 MAX_REPLY = 4096
-TIMEOUT = 5.0
+TIMEOUT = 5.0  # the helper's limit on a silent client
+# The agent's limit on the answer. systemd accepts the connection at once but starts the helper
+# only then: its Python start-up comes first (a second or two on an emulated CPU with a cold page
+# cache, which the agent's first cycle after a deploy meets).
+ANSWER_TIMEOUT = 30.0
 SD_LISTEN_FDS_START = 3
 
 
@@ -50,7 +57,7 @@ def answer(request: bytes, spool: Path) -> bytes:
     if request.strip() != REQUEST.strip():
         return _line({"error": "unknown request (the only one is 'count')"})
     try:
-        return _line(count_queues(spool).model_dump())
+        return _line(count_folders(spool))
     except OSError as exc:
         return _line({"error": f"{type(exc).__name__}: {exc}"})
 
@@ -85,8 +92,12 @@ def _read(conn: socket.socket, limit: int) -> bytes:
     return data
 
 
-def ask(path: Path = SOCKET, timeout: float = TIMEOUT) -> QueueCounts:
+def ask(path: Path = SOCKET, timeout: float = ANSWER_TIMEOUT) -> QueueCounts:
     """The counts from the helper at `path` (one connection, one line each way)."""
+    # Imported here, not at the top: the helper itself imports this module, and pydantic would
+    # slow its start (it starts at the agent's first connection); only the client needs it.
+    from mailagent.report import QueueCounts
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(timeout)
         conn.connect(str(path))

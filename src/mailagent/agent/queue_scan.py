@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailagent.report import QUEUE_NAMES, QueueCounts
+from mailagent.queues import QUEUE_NAMES
+
+if TYPE_CHECKING:
+    from mailagent.report import QueueCounts
 
 SHORT_ID = re.compile(r"[0-9A-F]{6,}")
 # Time part: base 52 (digits and consonants, `z` included), 10+ characters; then the `z`
@@ -48,6 +52,15 @@ def count_dir(path: str) -> int:
 
 
 def count_queues(spool: Path) -> QueueCounts:
+    """Messages per queue as the report's QueueCounts (count_folders says what raises)."""
+    # Imported here, not at the top: the queue counter helper imports this module and uses
+    # count_folders only; pydantic would slow its start (started at the agent's first connection).
+    from mailagent.report import QueueCounts
+
+    return QueueCounts(**count_folders(spool))
+
+
+def count_folders(spool: Path) -> dict[str, int]:
     """Messages per queue; a queue folder that does not exist counts as empty.
 
     Raises PermissionError when the folders cannot be read (neither root, postfix nor
@@ -60,4 +73,4 @@ def count_queues(spool: Path) -> QueueCounts:
             counts[queue] = count_dir(os.path.join(spool, queue))
         except FileNotFoundError:
             counts[queue] = 0
-    return QueueCounts(**counts)
+    return counts
