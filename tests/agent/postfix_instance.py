@@ -39,13 +39,15 @@ enable_long_queue_ids = {long_ids}
 
 class PostfixInstance:
     def __init__(self, root: Path, long_ids: bool = True, refused_port: int = 9, extra: str = "",
-                 smtpd_port: int | None = None, resolve_names: bool = False):
+                 smtpd_port: int | None = None, resolve_names: bool = False, master_extra: tuple[str, ...] = ()):
         """`smtpd_port`: also listen for SMTP on 127.0.0.1:<port> (fast bulk submission).
+        `master_extra`: further master.cf lines (services such as tlsproxy, more listeners).
         `resolve_names`: copy /etc/hosts and nsswitch.conf into the queue folder, the chroot
         of the stock smtp client, so names like `localhost` resolve there (as Debian does)."""
         self.root = Path(root)
         self.smtpd_port = smtpd_port
         self.resolve_names = resolve_names
+        self.master_extra = master_extra
         self.etc, self.spool, self.maillog = self.root / "etc", self.root / "spool", self.root / "maillog"
         self.main_cf = MAIN_CF.format(root=self.root, port=refused_port, extra=extra,
                                       long_ids="yes" if long_ids else "no")
@@ -68,6 +70,7 @@ class PostfixInstance:
         if self.smtpd_port:  # only our port: never the stock port 25 listener
             lines = [ln for ln in lines if not re.match(r"^smtp\s+inet\s", ln)]
             lines.append(f"127.0.0.1:{self.smtpd_port} inet n - n - - smtpd")
+        lines += self.master_extra
         (self.etc / "master.cf").write_text("\n".join(lines) + "\n")
         self.postfix("start")
         return self
