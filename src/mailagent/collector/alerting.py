@@ -39,6 +39,13 @@ def evaluate(engine: Engine, settings: AlertSettings, now: datetime) -> list[dic
         return changes
 
 
+def firing_now(engine: Engine) -> list[dict]:
+    """Every firing alert in its change form (Alertmanager forgets alerts not re-posted)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(alerts).where(alerts.c.state == "firing")).all()
+    return [_event(r.id, r.host, r.kind, "firing", r.started_at, None, r.detail) for r in rows]
+
+
 def _view(row) -> rules.HostView:
     return rules.HostView(name=row.name, last_seen=row.last_seen,
                           interval_seconds=row.interval_seconds, drained=row.drained_at is not None,

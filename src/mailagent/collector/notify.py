@@ -1,4 +1,5 @@
-"""Delivering alert changes: a webhook (JSON, retried with backoff) and, optionally, mail.
+"""Delivering alert changes: a webhook (JSON, retried with backoff), optionally mail, and
+optionally a Prometheus Alertmanager (see `alertmanager`, which has its own thread).
 
 A worker thread owns delivery, so a slow or dead webhook never holds up ingest or the
 evaluator: `submit` only puts the change on a queue. Changes still queued at shutdown are
@@ -16,6 +17,7 @@ from email.message import EmailMessage
 
 import httpx
 
+from mailagent.collector.alertmanager import AlertmanagerSender
 from mailagent.collector.settings import NotifySettings
 
 log = logging.getLogger("mailagent.collector.notify")
@@ -32,13 +34,18 @@ class Notifier:
         self._stopping = threading.Event()
         self.delivered = 0
         self.failed = 0
+        self.alertmanager = AlertmanagerSender(settings) if settings.alertmanager_url else None
 
     def start(self) -> None:
         self._thread.start()
+        if self.alertmanager:
+            self.alertmanager.start()
 
     def submit(self, change: dict) -> None:
         """Queue one alert change for delivery (never blocks)."""
         self._queue.put(change)
+        if self.alertmanager:
+            self.alertmanager.submit(change)
 
     def stop(self, grace: float = 5.0) -> None:
         """Finish what is queued (bounded by `grace` seconds), then end the thread."""
@@ -46,6 +53,8 @@ class Notifier:
         self._thread.join(grace)
         self._stopping.set()
         self._thread.join(grace)
+        if self.alertmanager:
+            self.alertmanager.stop(grace)
 
     def _run(self) -> None:
         with httpx.Client(timeout=self.settings.webhook_timeout_seconds) as client:

@@ -83,6 +83,9 @@ class Collector:
             log.info("alert %s %s on %s: %s", change["kind"], change["state"], change["host"],
                      change["detail"])
             self.notifier.submit(change)
+        sender = self.notifier.alertmanager
+        if sender is not None and sender.refresh_due():
+            sender.refresh(await asyncio.to_thread(alerting.firing_now, self.engine))
         return changes
 
     async def maintain_now(self) -> retention.RetentionResult:
@@ -104,4 +107,13 @@ class Collector:
         return {"mailagent_collector_ingest_batches_total": self.writer.batches,
                 "mailagent_collector_ingest_largest_batch": self.writer.largest_batch,
                 "mailagent_collector_notifications_delivered_total": self.notifier.delivered,
-                "mailagent_collector_notifications_failed_total": self.notifier.failed}
+                "mailagent_collector_notifications_failed_total": self.notifier.failed,
+                **self._alertmanager_metrics()}
+
+    def _alertmanager_metrics(self) -> dict[str, float]:
+        sender = self.notifier.alertmanager
+        if sender is None:
+            return {}
+        return {"mailagent_collector_alertmanager_posts_total": sender.posts,
+                "mailagent_collector_alertmanager_failures_total": sender.failures,
+                "mailagent_collector_alertmanager_resolved_pending": sender.pending()}

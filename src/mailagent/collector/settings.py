@@ -88,6 +88,46 @@ class NotifySettings(_Model):
                            description="Envelope and header sender of alert mails.")
     smtp_host: str = Field(default="127.0.0.1", description="The local relay (null client).")
     smtp_port: int = Field(default=25, gt=0, lt=65536, description="The local relay's port.")
+    alertmanager_url: str | None = Field(
+        default=None, description="Also send alerts to this Prometheus Alertmanager "
+        "(http(s)://host:9093; its v2 API, POST /api/v2/alerts): firing ones with startsAt, "
+        "re-posted every `alertmanager_repeat_seconds`, resolved ones with endsAt. Unset to "
+        "disable. No credentials in the URL: see the two files below.")
+    alertmanager_username: str | None = Field(
+        default=None, description="HTTP basic auth user name for Alertmanager (with "
+        "`alertmanager_password_file`).")
+    alertmanager_password_file: Path | None = Field(
+        default=None, description="File (mode 0600, read at each post) holding the basic auth "
+        "password; a file that group or others may read is refused.")
+    alertmanager_bearer_token_file: Path | None = Field(
+        default=None, description="File (mode 0600, read at each post) holding a bearer token "
+        "for Alertmanager, instead of basic auth (e.g. behind an authenticating proxy).")
+    alertmanager_ca_file: Path | None = Field(
+        default=None, description="PEM CA that signed Alertmanager's certificate; unset uses "
+        "the system's CAs.")
+    alertmanager_repeat_seconds: float = Field(
+        default=60, gt=0, description="Re-post the firing alerts this often (at the next "
+        "evaluation pass): Alertmanager resolves an alert it has not heard of for its "
+        "`resolve_timeout` (5 min by default). Also the longest delay between retries.")
+    external_url: str | None = Field(
+        default=None, description="This collector's address as ops open it "
+        "(https://collector.example.com); alerts sent to Alertmanager link to the host's "
+        "dashboard page there (generatorURL). Unset: no link.")
+
+    @model_validator(mode="after")
+    def _alertmanager_auth(self) -> "NotifySettings":
+        if (self.alertmanager_username is None) != (self.alertmanager_password_file is None):
+            raise ValueError("alertmanager_username and alertmanager_password_file must be "
+                             "given together")
+        if self.alertmanager_password_file and self.alertmanager_bearer_token_file:
+            raise ValueError("give alertmanager_password_file or alertmanager_bearer_token_file, "
+                             "not both")
+        if self.alertmanager_url and not self.alertmanager_url.startswith(("http://", "https://")):
+            raise ValueError("alertmanager_url: expected http://HOST:PORT or https://HOST:PORT")
+        if self.alertmanager_url and "@" in self.alertmanager_url.partition("//")[2].split("/")[0]:
+            raise ValueError("alertmanager_url: no credentials in the URL (they would be "
+                             "logged); use alertmanager_username and alertmanager_password_file")
+        return self
 
 
 class CollectorSettings(_Model):
