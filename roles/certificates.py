@@ -16,10 +16,10 @@ from cryptography import x509
 from pyinfra.api import DeployError
 
 from mailagent import pki
+from mailagent.names import is_host_name
 
 RENEW_DAYS = 30
 CA_NAME = "mailagent fleet CA"
-_HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 
 
 def from_project_ca(ca_dir: Path, names: list[str], ips: list[str], host_name: str,
@@ -28,7 +28,7 @@ def from_project_ca(ca_dir: Path, names: list[str], ips: list[str], host_name: s
     names, ips = list(names), list(ips)
     if is_ip(host_name):
         ips = list(dict.fromkeys([*ips, host_name]))
-    elif _HOSTNAME.match(host_name):
+    elif is_host_name(host_name):
         names = list(dict.fromkeys([*names, host_name]))
     if not names:
         raise DeployError(f"{host_name}: {field}.names: give at least one DNS name the clients use")

@@ -11,16 +11,15 @@ Host data:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import ValidationError
 from pyinfra.api import DeployError
 
 from mailagent.agent.settings import AgentSettings
+from mailagent.names import is_host_name
 
 COLLECTOR_CA_PATH = "/etc/mailagent/collector-ca.pem"
-_HOSTNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 
 
 def collector_of(host) -> dict | None:
@@ -72,7 +71,7 @@ def settings_for(host, fallback_hostname, role: str = "relay", drain: dict | Non
     if collector and (collector.get("ca_pem") or collector.get("ca_file")) and "collector_ca_file" not in data:
         data["collector_ca_file"] = COLLECTOR_CA_PATH
     if "host" not in data:
-        data["host"] = host.name if _HOSTNAME.match(host.name) else fallback_hostname()
+        data["host"] = host.name if is_host_name(host.name) else fallback_hostname()
     try:
         return AgentSettings.model_validate(data)
     except ValidationError as exc:

@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from mailagent.names import HostName
 from mailagent.queues import QUEUE_NAMES  # noqa: F401  (re-exported: the report lists these queues)
 
 SCHEMA_VERSION = 1
@@ -173,7 +174,7 @@ class Report(_Model):
     report_id: uuid.UUID = Field(
         default_factory=uuid.uuid4,
         description="Unique id; the collector stores a report once per id (idempotent resends).")
-    host: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")] = Field(
+    host: HostName = Field(
         description="Host name the report is about; must match the signing identity.")
     agent_version: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
         description="Version of the mailagent package that made the report.")

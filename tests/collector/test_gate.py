@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from mailagent import signing
 from mailagent.collector import ingest
 from mailagent.collector.db import hosts, reports
-from mailagent.collector.keycache import check_form
+from mailagent.signing import check_form
 from mailagent.collector.settings import CollectorSettings
 
 from .conftest import JSON

@@ -1,4 +1,4 @@
-"""The ingest key cache: libsodium answers as `signing.verify_request` does, and a cached key
+"""The ingest key cache: its libsodium keys get the answers OpenSSL gives from `signing.verify_request`, and a cached key
 that went stale (a re-registration by another replica) neither admits nor refuses wrongly."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from mailagent import signing
 from mailagent.collector import ingest, store
 from mailagent.collector.db import nonces
-from mailagent.collector.keycache import HostKey, KeyCache, verify
+from mailagent.collector.keycache import HostKey, KeyCache
 from mailagent.collector.settings import CollectorSettings
 
 from .conftest import HostIdentity
@@ -62,7 +62,7 @@ def test_verify_answers_as_signing_does(web1, web2):
     answers = {}
     for name, key_text, headers, body in _cases(web1, web2):
         key = HostKey.parse(key_text) if key_text is not None else None
-        mine = _answer(verify, key, headers, body, time.time(), 300)
+        mine = _answer(signing.verify_request, key, headers, body, time.time(), 300)
         theirs = _answer(signing.verify_request, key_text, headers, body, time.time(), 300)
         assert mine == theirs, name
         answers[name] = mine
@@ -75,7 +75,7 @@ def test_verify_answers_as_signing_does(web1, web2):
 def test_a_malformed_registered_key_refuses_instead_of_failing(web1):
     key = HostKey.parse("not a key")
     assert key.key is None
-    assert _answer(verify, key, _signed(web1), BODY, time.time(), 300) == "BadSignature"
+    assert _answer(signing.verify_request, key, _signed(web1), BODY, time.time(), 300) == "BadSignature"
 
 
 def test_cache_parses_a_key_once_and_follows_a_new_one(web1, web2):

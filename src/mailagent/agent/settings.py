@@ -20,9 +20,11 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mailagent.names import HostName
 
 try:
     import tomllib
@@ -48,7 +50,7 @@ class AgentSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")] = Field(
+    host: HostName = Field(
         default_factory=socket.getfqdn,
         description="Name this host reports as; must match the name registered with the collector. "
         "Default: the host's FQDN.")

@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
-from mailagent import signing
 from mailagent.collector import auth, metrics, store
 from mailagent.collector.db import utcnow
 from mailagent.collector.fastpath import answer_report
 from mailagent.collector.service import Collector
+from mailagent.names import HostName
 
 router = APIRouter()
 _READ = [Depends(auth.require_read)]  # every read route: see auth for who may
@@ -30,7 +30,7 @@ class RegisterRequest(BaseModel):
     """A host's identity, registered by the deploy."""
 
     model_config = ConfigDict(extra="forbid")
-    host: str = Field(pattern=signing.HOST_RE.pattern, description="Host name.")
+    host: HostName = Field(description="Host name.")
     public_key: str = Field(max_length=64, description="base64 of the raw Ed25519 public key.")
     replace: bool = Field(default=False, description="Replace a different registered key.")
 

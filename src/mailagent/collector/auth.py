@@ -172,7 +172,7 @@ async def signed_by(request: Request, body: bytes, host: str) -> Grant:
     now = time.time()
     text = await asyncio.to_thread(store.public_key, collector.engine, host)
     try:
-        keycache.verify(keycache.HostKey.parse(text) if text else None, signed, body, now=now,
+        signing.verify_request(keycache.HostKey.parse(text) if text else None, signed, body, now=now,
                         max_skew=collector.settings.max_skew_seconds)
     except signing.UnknownHost as exc:
         raise Refused(401, "unknown_host", str(exc)) from None

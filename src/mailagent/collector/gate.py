@@ -4,7 +4,7 @@ or counts against the writer's pending limit. In this order::
 
     415 unsupported_media_type  Content-Type is not application/json (a charset must be utf-8)
     401 unknown_host            signature headers missing, or no key registered for the host
-    403 bad_signature           a signature header is malformed (`keycache.check_form`)
+    403 bad_signature           a signature header is malformed (`signing.check_form`)
     401 stale                   timestamp outside max_skew_seconds; the answer's server_time
                                 (and Date header) is the collector's clock, to detect skew
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 
 from mailagent import signing
-from mailagent.collector import keycache, store
+from mailagent.collector import store
 from mailagent.collector.ingest import Outcome
 
 
@@ -31,8 +31,8 @@ def refuse_early(headers: dict[str, str], now: float, max_skew: float) -> Outcom
         return Outcome(415, "unsupported_media_type", "send Content-Type: application/json")
     signed = signed_headers(headers)
     try:
-        keycache.check_form(signed)
-        keycache.check_time(signed[signing.H_TIMESTAMP], now, max_skew)
+        signing.check_form(signed)
+        signing.check_time(signed[signing.H_TIMESTAMP], now, max_skew)
     except signing.UnknownHost as exc:
         return Outcome(401, "unknown_host", str(exc))
     except signing.Stale as exc:

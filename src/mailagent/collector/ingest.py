@@ -35,7 +35,7 @@ from pydantic_core import from_json
 from sqlalchemy.engine import Engine
 
 from mailagent import signing
-from mailagent.collector import batchstore, keycache, rules, summary
+from mailagent.collector import batchstore, rules, summary
 from mailagent.collector.batchstore import HostRow
 from mailagent.collector.keycache import HostKey, KeyCache
 from mailagent.collector.settings import CollectorSettings
@@ -157,7 +157,7 @@ def _verify(item: _Checked, key: HostKey | None, settings: CollectorSettings) ->
     signed = {h: item.sub.headers[h.lower()] for h in signing.SIGNED_HEADERS}
     item.key_text, item.verdict = (key.text if key else None), None
     try:
-        keycache.verify(key, signed, item.sub.body, now=item.sub.received_at.timestamp(),
+        signing.verify_request(key, signed, item.sub.body, now=item.sub.received_at.timestamp(),
                         max_skew=settings.max_skew_seconds)
     except signing.UnknownHost:
         item.verdict = Outcome(401, "unknown_host", f"host {item.host!r} is not registered")
