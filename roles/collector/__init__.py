@@ -24,7 +24,7 @@ from roles.collector.settings import ETC, TLS_CERT, TLS_KEY, TlsSource, settings
 from roles.collector.tls import certificate_files
 from roles.collector.wheels import WheelSet, WheelTarget, wheel_set_for
 from roles.platform import Platform, platform_of
-from roles.python_env import python_installed, venv_installed
+from roles.python_env import python_installed, wheels_installed
 from roles.secrets import private_file
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -56,16 +56,7 @@ def install(wheels: WheelSet, platform: Platform):
     server.group(name=f"Add the {USER} group", group=USER, system=True)
     server.user(name=f"Add the {USER} system user", user=USER, group=USER, system=True,
                 home=STATE, shell="/usr/sbin/nologin", ensure_home=False)
-    files.directory(name=f"Create {WHEELS}", path=WHEELS, user="root", group="root", mode="755")
-    for wheel in wheels.files:
-        files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=f"{WHEELS}/{wheel.name}",
-                  mode="644")
-    for name in ("requirements.txt", "MANIFEST"):
-        files.put(name=f"Upload {WHEELS}/{name}", src=str(wheels.folder / name),
-                  dest=f"{WHEELS}/{name}", mode="644")
-    return venv_installed(name=f"Install the collector into {VENV} (offline, from the wheels)",
-                          venv=VENV, wheels=WHEELS, manifest=wheels.manifest,
-                          python=platform.release.python)
+    return wheels_installed("the collector", wheels, WHEELS, VENV, platform.release.python)
 
 
 def configure(settings: CollectorSettings, tls: TlsSource | None) -> list:

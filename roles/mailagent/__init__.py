@@ -33,7 +33,7 @@ from roles.mailagent.wheels import WheelSet, WheelTarget, wheel_set_for
 from roles.platform import Platform, platform_of
 from roles.postfix_relay.drained import stays_drained
 from roles.postfix_relay.validate import profile_for
-from roles.python_env import python_installed, venv_installed
+from roles.python_env import python_installed, wheels_installed
 
 TEMPLATES = Path(__file__).parent / "templates"
 USER = "mailagent"
@@ -84,15 +84,7 @@ def install(wheels: WheelSet, platform: Platform):
     server.group(name=f"Add the {USER} group", group=USER, system=True)
     server.user(name=f"Add the {USER} system user", user=USER, group=USER, system=True,
                 home="/var/lib/mailagent", shell="/usr/sbin/nologin", ensure_home=False)
-    files.directory(name=f"Create {WHEELS}", path=WHEELS, user="root", group="root", mode="755")
-    for wheel in wheels.files:
-        files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=f"{WHEELS}/{wheel.name}", mode="644")
-    for name in ("requirements.txt", "MANIFEST"):
-        files.put(name=f"Upload {WHEELS}/{name}", src=str(wheels.folder / name),
-                  dest=f"{WHEELS}/{name}", mode="644")
-    installed = venv_installed(name=f"Install the agent into {VENV} (offline, from the uploaded wheels)",
-                               venv=VENV, wheels=WHEELS, manifest=wheels.manifest,
-                               python=platform.release.python)
+    installed = wheels_installed("the agent", wheels, WHEELS, VENV, platform.release.python)
     files.link(name=f"Put mailagent on the PATH ({ON_PATH})", path=ON_PATH, target=MAILAGENT)
     return installed
 

@@ -70,6 +70,17 @@ def test_second_run_changes_nothing_that_matters(run_deploy, wheel_dir):
     assert "pip install" not in text
     assert "keygen" not in text
     assert " register " not in text
+    # a venv that has the set gets no wheel uploads (each would cost a checksum round trip)
+    assert not [n for n in op_names(plan) if n.endswith(".whl") or "wheels/MANIFEST" in n]
+
+
+def test_a_venv_with_another_set_gets_the_uploads(run_deploy, wheel_dir):
+    host = agent_host("web1", wheel_dir, installed=True, collector=COLLECTOR)
+    host[1]["fake_responses"]["cat /opt/mailagent/venv/.mailagent-manifest"] = ["sha256 0 mailagent-0.0.9-py3-none-any.whl",
+                                                                                "python python3"]
+    plan = run_deploy(install_agent_deploy(), [host])
+    assert "mailagent agent | Upload httpx-0.27.0-py3-none-any.whl" in op_names(plan)
+    assert "pip install --no-index" in plan.text("web1")
 
 
 def test_no_collector_data_no_registration(run_deploy, wheel_dir):
