@@ -29,6 +29,11 @@ endef
 deps:
 	$(call apt_install,$(APT_PACKAGES),)
 	$(call apt_install,$(APT_MINIMAL),--no-install-recommends)
+	@# The tests run promtool and their own Alertmanager on loopback: the packages' services
+	@# (Prometheus on :9090, Alertmanager on :9093, on every address) stay stopped and disabled.
+	@for s in prometheus prometheus-alertmanager; do \
+	    systemctl disable --now $$s >/dev/null 2>&1 || service $$s stop >/dev/null 2>&1 || true; \
+	done
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
