@@ -16,7 +16,7 @@ import sys
 # An area whose subpackage this install leaves out (fleet hosts get the agent's share only) is
 # skipped; a missing dependency of an area that is there still fails loudly.
 AREAS = ("mailagent.relay.cli", "mailagent.agent.cli", "mailagent.collector.cli", "mailagent.lab.cli",
-         "mailagent.control.cli", "mailagent.control.pki_cli")
+         "mailagent.control.cli", "mailagent.control.pki_cli", "mailagent.dnscheck.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
