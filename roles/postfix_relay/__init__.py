@@ -20,6 +20,7 @@ from mailagent.relay import check
 from mailagent.relay.render import (
     DEBIAN_CA_BUNDLE, RHEL_CA_BUNDLE, TLSPROXY_ENTRY, Target, ca_file, render,
 )
+from mailagent.relay.render_routes import MASTER_CF_ROUTES, ROUTE_MAPS
 from roles.platform import platform_of
 from roles.postfix_relay.drained import keep_refusing, stays_drained
 from roles.postfix_relay.facts import HasIPv6, MapIndexFresh, PostconfValues
@@ -31,7 +32,7 @@ CHECK_SCRIPT = "/usr/local/lib/mailagent/check_relay.py"
 RELAY_SETTINGS = "/etc/mailagent/relay.json"
 DEBIAN_PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
 RHEL_PACKAGES = ["postfix", "cyrus-sasl-plain", "ca-certificates"]
-PUBLIC_MAPS = ("generic", "virtual")
+PUBLIC_MAPS = ("generic", "virtual", *ROUTE_MAPS)
 RESTART_PARAMETERS = ("inet_interfaces", "inet_protocols")
 
 
@@ -126,7 +127,11 @@ def configure(rendered: dict[str, str]):
         replace=TLSPROXY_ENTRY,
         present=True,
     ) if rendered.get("master.cf.entries") else None
-    for name, what in (("relay-ca.pem", "the relay's CA"), ("drain-ca.pem", "the drain relay's CA")):
+    maps.append(_route_transports(rendered.get(MASTER_CF_ROUTES)))
+    cas = [("relay-ca.pem", "the relay's CA"), ("drain-ca.pem", "the drain relay's CA")]
+    cas += [(name, "a sender route's CA") for name in sorted(rendered) if name.startswith("route")
+            and name.endswith("-ca.pem")]
+    for name, what in cas:
         if name in rendered:
             maps.append(files.put(name=f"Upload {what} (/etc/postfix/{name})",
                                   src=StringIO(rendered[name]), dest=f"/etc/postfix/{name}", mode="644"))
@@ -135,6 +140,13 @@ def configure(rendered: dict[str, str]):
     files.put(name=f"Upload the relay check {CHECK_SCRIPT}", src=check.__file__,
               dest=CHECK_SCRIPT, mode="755")
     return main_cf, maps + ([tlsproxy] if tlsproxy else [])
+
+
+def _route_transports(content: str | None):
+    """The sender routes' smtp transports, one marked block in master.cf (gone without routes)."""
+    return files.block(name="Configure the sender routes' transports in /etc/postfix/master.cf",
+                       path="/etc/postfix/master.cf", content=content, present=bool(content),
+                       marker="# {mark} mailagent sender_routes transports")
 
 
 def _private_map(content: str | None):

@@ -167,6 +167,30 @@ def test_wrong_password_gives_535(lab, mechanism):
     assert [(a["user"], a["mechanism"], a["success"]) for a in attempt] == [(info["username"], mechanism, False)]
 
 
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_added_logins_are_accepted_and_recorded_per_message(lab, mechanism):
+    lab_dir, info = lab
+    sink.set_logins(lab_dir, {"route-a": "pw-a", "route-b": "pw-b"})
+    try:
+        for user, port in (("route-a", info["ports"]["starttls"][0]), ("route-b", info["ports"]["implicit"][0])):
+            msg_id, data = message(f"{user}-{mechanism}")
+            client = starttls_client if port in info["ports"]["starttls"] else smtps_client
+            with client(info, port) as smtp:
+                login(smtp, dict(info, username=user), mechanism, password=f"pw-{user[-1]}")
+                smtp.sendmail(f"app@{user}.test", ["ops@dest.test"], data)
+            assert (received(lab_dir, msg_id)["auth_user"], received(lab_dir, msg_id)["port"]) == (user, port)
+        with starttls_client(info, info["ports"]["starttls"][0]) as smtp:
+            with pytest.raises(smtplib.SMTPAuthenticationError):  # one login's password, another's name
+                login(smtp, dict(info, username="route-a"), mechanism, password="pw-b")
+            login(smtp, info, mechanism)  # the lab's own login still works beside them
+    finally:
+        sink.set_logins(lab_dir, {})
+    with starttls_client(info, info["ports"]["starttls"][0]) as smtp:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            login(smtp, dict(info, username="route-a"), mechanism, password="pw-a")
+    assert (lab_dir / "sink" / "logins.json").exists() is False
+
+
 def test_auth_before_starttls_is_refused_and_not_offered(lab):
     lab_dir, info = lab
     with smtplib.SMTP("127.0.0.1", info["ports"]["starttls"][0], local_hostname=CLIENT, timeout=10) as smtp:

@@ -12,6 +12,7 @@ import pytest
 from mailagent.hub.render import render_hub
 from mailagent.hub.settings import HubClient, HubSettings
 from mailagent.relay.presets import providers
+from mailagent.relay.profile import parse_profile
 from mailagent.relay.render import Target, render
 from tests.relay.postfix_releases import SUITES, Release, release
 from tests.relay.test_render_postconf import preset_ports, profile_for
@@ -85,6 +86,36 @@ def test_hub_additions_are_clean_on_every_release(postfix, tmp_path):
     assert (result.returncode, result.stderr) == (0, "")
     assert read_back(postfix, config, "smtpd_tls_mandatory_protocols") == {
         "smtpd_tls_mandatory_protocols": PROTOCOLS[version]}
+
+
+ROUTED = {"provider": "custom", "host": "smtp.main.example", "port": 2525, "username": "main",
+          "password": "pw-main", "sender_routes": [
+              {"senders": ["a.example", "ops@c.example"], "host": "smtp.a.example", "port": 2587,
+               "username": "ua", "password": "pw-a"},
+              {"senders": ["b.example"], "provider": "sendgrid", "port": 465, "password": "pw-b",
+               "tls_verify": "secure", "ca_pem": "-----BEGIN CERTIFICATE-----\nMIIB\n"}]}
+
+
+def test_sender_routes_are_clean_on_every_release(postfix, tmp_path):
+    files = render(parse_profile(ROUTED, environ={}),
+                   Target(hostname="web1", postfix_version=version_of(postfix)))
+    config = config_for(postfix, tmp_path, parse_profile(ROUTED, environ={}))
+    with open(config / "master.cf", "a") as master_cf:
+        master_cf.write(files["master.cf.routes"])
+    result = postfix.postconf(config, "-n")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert read_back(postfix, config, "sender_dependent_relayhost_maps",
+                     "sender_dependent_default_transport_maps", "smtp_sender_dependent_authentication",
+                     "route1_destination_concurrency_limit") == {
+        "sender_dependent_relayhost_maps": "${default_database_type}:/etc/postfix/sender_relay",
+        "sender_dependent_default_transport_maps": "${default_database_type}:/etc/postfix/sender_transport",
+        "smtp_sender_dependent_authentication": "yes", "route1_destination_concurrency_limit": "20"}
+    services = postfix.postconf(config, "-P", "route0/unix/smtp_tls_wrappermode",
+                                "route1/unix/smtp_tls_wrappermode", "route1/unix/smtp_tls_security_level")
+    assert (services.returncode, services.stderr) == (0, "")
+    assert services.stdout.splitlines() == ["route0/unix/smtp_tls_wrappermode = no",
+                                            "route1/unix/smtp_tls_wrappermode = yes",
+                                            "route1/unix/smtp_tls_security_level = secure"]
 
 
 def test_a_parameter_unknown_to_a_release_makes_it_warn(postfix, tmp_path):

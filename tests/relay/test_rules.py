@@ -106,7 +106,7 @@ def test_password_is_not_in_the_profile_repr():
         ("default_transport", "is set by mailagent (all mail goes to the smarthost); use provider, host and port"),
         ("relay_transport", "is set by mailagent (all mail goes to the smarthost); use provider, host and port"),
         ("transport_maps", "is set by mailagent (all mail goes to the smarthost); use provider, host and port"),
-        ("sender_dependent_relayhost_maps", "is set by mailagent (all mail goes to the smarthost); use provider, host and port"),
+        ("sender_dependent_relayhost_maps", "is set by mailagent (all mail goes to the smarthost); use sender_routes"),
         ("smtp_tls_security_level", "is set by mailagent (TLS to the smarthost is always required); use tls_verify"),
         ("smtp_tls_wrappermode", "is set by mailagent (TLS to the smarthost is always required); use tls (or a port that implies it)"),
         ("smtp_tls_mandatory_protocols", "is set by mailagent (TLS to the smarthost is always required at version 1.2 or later)"),

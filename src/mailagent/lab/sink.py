@@ -1,7 +1,7 @@
 """The lab's smarthost sink: a real TLS+AUTH SMTP server standing in for SendGrid or SES.
 
-Python API (what `mailagent lab up/down` calls): `spawn`, `stop`, `set_mode`, `messages`,
-`auth_attempts`, `connections`, `status`. The daemon itself is
+Python API (what `mailagent lab up/down` calls): `spawn`, `stop`, `set_mode`, `set_logins`,
+`messages`, `auth_attempts`, `connections`, `status`. The daemon itself is
 `python -m mailagent.lab.sink serve --dir LAB_DIR/sink ...`; `spawn` starts it in its own
 session (so a terminal's Ctrl-C or the caller's exit leaves it running) and returns once every
 port listens; `stop` reaps it when the caller is its parent. What it keeps on disk: see `sink_store`.
@@ -133,6 +133,12 @@ def set_mode(lab_dir: Path, mode: str) -> None:
     """normal | tempfail | reject-auth | no-starttls; takes effect on the next SMTP command
     (no-starttls: on the next EHLO). ValueError otherwise."""
     store.write_mode(store.sink_dir(lab_dir), mode)
+
+
+def set_logins(lab_dir: Path, logins: dict[str, str]) -> None:
+    """Accept these {username: password} logins besides the lab's own, from the next AUTH on
+    (`{}` removes them). Each message's record names the login it came with (`auth_user`)."""
+    store.write_logins(store.sink_dir(lab_dir), logins)
 
 
 def messages(lab_dir: Path) -> list[dict]:

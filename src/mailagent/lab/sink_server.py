@@ -1,6 +1,7 @@
 """The sink's SMTP conversation: AUTH (PLAIN, LOGIN, CRAM-MD5) over TLS, modes, and when to record.
 
-`SinkHandler` holds what is shared by every connection (credentials, the sink folder) and
+`SinkHandler` holds what is shared by every connection (the sink folder, whose logins it reads
+on every AUTH: the lab's own and any a test added with `sink.set_logins`) and
 answers the aiosmtpd hooks; `SinkSMTP` is one connection, remembering what its record needs
 (port, TLS, login) and writing it when the connection ends; `ImplicitTLSAcceptor` does the
 TLS handshake of an SMTPS port itself, so a client that refuses our certificate still leaves
@@ -44,8 +45,7 @@ class SinkHandler:
     def __init__(self, sdir: Path, hostname: str) -> None:
         self.sdir = sdir
         self.hostname = hostname
-        creds = store.read_credentials(sdir)
-        self.username, self.password = creds["username"], creds["password"]
+        store.read_credentials(sdir)  # fail at start, not at the first AUTH, when they are missing
 
     def mode(self) -> str:
         return store.read_mode(self.sdir)
@@ -73,8 +73,12 @@ class SinkHandler:
         return self._verdict(server, mechanism, user, ok)
 
     def _check(self, user: bytes, password: bytes) -> bool:
-        same_user = hmac.compare_digest(user, self.username.encode())
-        return hmac.compare_digest(password, self.password.encode()) and same_user
+        return hmac.compare_digest(password, self._password_of(user).encode())
+
+    def _password_of(self, user: bytes) -> str:
+        """The password `user` logs in with; for an unknown user one no client can send."""
+        logins = store.read_logins(self.sdir)
+        return logins.get(user.decode(errors="replace"), "\0" + secrets.token_hex(16))
 
     @auth_mechanism("CRAM-MD5")
     async def auth_CRAM_MD5(self, server: SinkSMTP, args: list[str]) -> AuthResult:
@@ -85,9 +89,8 @@ class SinkHandler:
             self.record_auth(server, None, "CRAM-MD5", False, error="aborted")
             return AuthResult(success=False, handled=True)
         user, _, digest = reply.decode(errors="replace").rpartition(" ")
-        expected = hmac.new(self.password.encode(), challenge, hashlib.md5).hexdigest()
-        ok = hmac.compare_digest(user.encode(), self.username.encode())
-        ok = hmac.compare_digest(digest.lower().encode(), expected.encode()) and ok
+        expected = hmac.new(self._password_of(user.encode()).encode(), challenge, hashlib.md5).hexdigest()
+        ok = hmac.compare_digest(digest.lower().encode(), expected.encode())
         return self._verdict(server, "CRAM-MD5", user, ok)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):

@@ -5,6 +5,8 @@ Everything lives in `<lab_dir>/sink/`::
     ca/ca.pem, ca/ca.key          the lab CA (kept across restarts; guests trust ca.pem)
     tls/cert.pem, tls/key.pem     the sink's server certificate
     credentials.json   (0600)     {"username", "password"} the relays log in with
+    logins.json        (0600)     {username: password} further logins a test adds (say, one per
+                                  sender route), read on every AUTH so no restart is needed
     config.json                   {"bind", "hostname", "starttls_ports", "implicit_ports"}
     mode                          normal | tempfail | reject-auth | no-starttls, read on every
                                   command (no-starttls: STARTTLS ports offer no STARTTLS)
@@ -28,6 +30,7 @@ from mailagent import pki
 MODES = ("normal", "tempfail", "reject-auth", "no-starttls")
 DEFAULT_USER = "lab-relay"
 MAIL_LOG, AUTH_LOG, CONN_LOG = "mail.jsonl", "auth.jsonl", "connections.jsonl"
+LOGINS = "logins.json"
 
 
 def sink_dir(lab_dir: Path) -> Path:
@@ -49,6 +52,21 @@ def ensure_credentials(sdir: Path, username: str = DEFAULT_USER) -> dict:
 def read_credentials(sdir: Path) -> dict:
     """The credentials the daemon checks logins against (never passed on a command line)."""
     return json.loads((sdir / "credentials.json").read_text())
+
+
+def read_logins(sdir: Path) -> dict[str, str]:
+    """Every login the sink accepts, {username: password}: the lab's own and the added ones."""
+    creds = read_credentials(sdir)
+    return {**(read_json(sdir / LOGINS) or {}), creds["username"]: creds["password"]}
+
+
+def write_logins(sdir: Path, logins: dict[str, str]) -> None:
+    """Replace the added logins (`{}` removes them); the lab's own login always stays."""
+    sdir.mkdir(parents=True, exist_ok=True)
+    if not logins:
+        (sdir / LOGINS).unlink(missing_ok=True)
+        return
+    pki.write_private(sdir / LOGINS, json.dumps(logins).encode())
 
 
 def ensure_tls(sdir: Path, hostname: str, ips: list[str]) -> dict:

@@ -27,6 +27,8 @@ HINTS_END = "<!-- relay-hints:end -->"
 
 
 def accepted(field: FieldInfo) -> str:
+    if isinstance(field.json_schema_extra, dict) and "accepted" in field.json_schema_extra:
+        return field.json_schema_extra["accepted"]  # a shape the type alone does not tell
     annotation = field.annotation
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     literal = next((a for a in args if typing.get_origin(a) is typing.Literal), None)

@@ -220,6 +220,18 @@ class RelayProfile(BaseModel):
         "protocols, `smtp_sasl_*`, local delivery; the field to use is named), parameters "
         "Postfix 3.9+ calls obsolete, and values with `#` or a line break.",
     )
+    sender_routes: list[SenderRoute] = Field(
+        default_factory=list,
+        description="Per-sender routing: each route lists `senders` (domains, matched exactly, "
+        "or addresses; as the envelope sender is submitted) and gives their own smarthost with "
+        "the main relay's keys (`provider` or `host`, `port`, `tls`, `tls_verify`, `ca_file`/"
+        "`ca_pem`, `username`, `password`/`password_env`, `allow_port_25`), checked by the same "
+        "rules. Sets `sender_dependent_relayhost_maps`, a transport per route "
+        "(`sender_dependent_default_transport_maps`, so STARTTLS and implicit-TLS routes live "
+        "side by side) and `smtp_sender_dependent_authentication`. Every other sender uses the "
+        "main relay. A sender in two routes is refused.",
+        json_schema_extra={"accepted": "list of mapping (`senders` + smarthost keys)"},
+    )
 
     @property
     def preset(self):
@@ -229,19 +241,35 @@ class RelayProfile(BaseModel):
         return self.password.get_secret_value() if self.password else None
 
 
+class SenderRoute(BaseModel):
+    """Mail from `senders` (sender-map keys: `@example.com`, `user@example.com`) goes to `relay`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    senders: list[str]
+    relay: RelayProfile
+
+
+RelayProfile.model_rebuild()
+
+
 def parse_profile(data: dict, prefix: str = "relay", environ=None) -> RelayProfile:
     """Validate `data` and fill in the preset; raise ProfileError listing every problem."""
     if not isinstance(data, dict):
         raise ProfileError([f"{prefix}: expected a mapping of settings, got {type(data).__name__}"])
+    from mailagent.relay.routes import parse_routes
     from mailagent.relay.rules import check_profile
 
     environ = os.environ if environ is None else environ
+    data = dict(data)
+    route_problems, routes = parse_routes(data.pop("sender_routes", []), prefix, environ)
     problems, profile = _structure(data, prefix)
     if profile is not None:
         problems += [f"{prefix}.{field}: {message}" for field, message in check_profile(profile, environ)]
+    problems += route_problems
     if problems:
         raise ProfileError(problems)
-    return complete(profile, environ)
+    return complete(profile, environ).model_copy(update={"sender_routes": routes})
 
 
 def _structure(data: dict, prefix: str) -> tuple[list[str], RelayProfile | None]:

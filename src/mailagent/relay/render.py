@@ -66,10 +66,13 @@ def ca_file(profile: RelayProfile, target: Target) -> str:
 
 
 def render(profile: RelayProfile, target: Target) -> dict[str, str]:
+    from mailagent.relay.render_routes import route_files, sasl_entries
+
     relayhost = destination(profile.host, profile.port)
     fallbacks = [destination(f.host, f.port) for f in profile.fallback_relays]
     files = {
-        "sasl_passwd": _sasl_passwd(profile, [relayhost, *fallbacks]) + _drain_passwd(profile),
+        "sasl_passwd": _sasl_passwd(profile, [relayhost, *fallbacks]) + _drain_passwd(profile)
+        + _map(sasl_entries(profile)),
         "generic": _map(_generic_entries(profile, target)),
         "virtual": _map({name: profile.forward_root_to for name in SYSTEM_ACCOUNTS}
                         if profile.forward_root_to else {}),
@@ -79,12 +82,15 @@ def render(profile: RelayProfile, target: Target) -> dict[str, str]:
         files["relay-ca.pem"] = profile.ca_pem.strip() + "\n"
     if profile.drain_relay and (profile.drain_relay.ca_pem or profile.ca_pem):
         files["drain-ca.pem"] = (profile.drain_relay.ca_pem or profile.ca_pem).strip() + "\n"
+    files.update(route_files(profile, target))
     files["main.cf"] = _main_cf(profile, target, relayhost, fallbacks, files)
     files["relay.json"] = relay_settings(profile, target)
     return {name: content for name, content in files.items() if content or name == "main.cf"}
 
 
 def _main_cf(profile, target, relayhost, fallbacks, files) -> str:
+    from mailagent.relay.render_routes import concurrency, sasl_entries
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -102,6 +108,8 @@ def _main_cf(profile, target, relayhost, fallbacks, files) -> str:
         generic=bool(files["generic"]),
         virtual=bool(files["virtual"]),
         postfix=postfix_settings(target.postfix_version),
+        routes=concurrency(profile),
+        sender_auth=bool(sasl_entries(profile)),
     )
 
 
