@@ -18,8 +18,10 @@ import argparse
 import asyncio
 import json
 import signal
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 HANDSHAKE_RTTS = 1.5  # the server sees a connection after SYN, SYN-ACK and ACK
 QUEUE_CHUNKS = 256  # chunks in flight per direction before reading that side pauses
@@ -42,6 +44,7 @@ class DelayProxy:
         self.upstream, self.rtt, self.listen = upstream, rtt, listen
         self.counts = Counts()
         self._server: asyncio.AbstractServer | None = None
+        self._live: set[asyncio.Task] = set()  # asyncio keeps only weak references to tasks
 
     async def start(self) -> int:
         """Start listening; the port really used."""
@@ -52,30 +55,41 @@ class DelayProxy:
         if self._server:
             self._server.close()
             await self._server.wait_closed()
+        for task in list(self._live):
+            task.cancel()
+        await asyncio.gather(*self._live, return_exceptions=True)
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.counts.connections += 1
+        self._keep(asyncio.current_task())
         loop = asyncio.get_running_loop()
         opens_at = loop.time() + HANDSHAKE_RTTS * self.rtt
         to_server: asyncio.Queue = asyncio.Queue(QUEUE_CHUNKS)
-        tasks = [asyncio.create_task(self._read(client_r, to_server))]  # the client may speak first
+        tasks = [self._keep(asyncio.create_task(self._read(client_r, to_server)))]  # the client may speak first
         server_w = None
         try:
             await asyncio.sleep(max(0.0, opens_at - loop.time()))
             server_r, server_w = await asyncio.open_connection(*self.upstream)
             to_client: asyncio.Queue = asyncio.Queue(QUEUE_CHUNKS)
-            tasks += [asyncio.create_task(step) for step in (
+            tasks += [self._keep(asyncio.create_task(step)) for step in (
                 self._write(to_server, server_w), self._read(server_r, to_client),
                 self._write(to_client, client_w))]
             await asyncio.gather(*tasks)
         except OSError:
             pass  # one side reset or refused: both are closed below
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping: asyncio.run cancels what is still open
         finally:
             for task in tasks:
                 task.cancel()
             for writer in (client_w, server_w):
                 if writer:
                     writer.close()
+
+    def _keep(self, task: asyncio.Task) -> asyncio.Task:
+        self._live.add(task)
+        task.add_done_callback(self._live.discard)
+        return task
 
     async def _read(self, reader: asyncio.StreamReader, queue: asyncio.Queue) -> None:
         """Stamp each chunk with the time it is due on the other side; EOF travels the same way."""
@@ -101,6 +115,27 @@ class DelayProxy:
                 return
             writer.write(data)
             await writer.drain()
+
+
+class ProxyProcess:
+    """This file run as its own process (so the bench's threads do not slow it) in front of
+    127.0.0.1:`upstream`; `port` is where it listens."""
+
+    def __init__(self, upstream: int, rtt_ms: float):
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--upstream", f"127.0.0.1:{upstream}",
+             "--rtt-ms", str(rtt_ms)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.port = int(self.process.stdout.readline().split()[1])
+
+    def stats(self) -> dict:
+        """{"connections", "chunks", "bytes"} so far."""
+        self.process.stdin.write("stats\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
 
 
 def parse_address(text: str) -> tuple[str, int]:

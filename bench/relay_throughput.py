@@ -1,241 +1,248 @@
-"""Relay throughput on the QEMU lab: our Postfix relay settings against a baseline, one run.
+"""Relay throughput on real Postfix at native speed: our relay configuration against a baseline.
 
-    .venv/bin/python bench/relay_throughput.py [--messages 2000] [--direct-messages 200]
-                                               [--reuse LABDIR]
+    sudo .venv/bin/python bench/relay_throughput.py [--messages 2000] [--runs 3] [--rtt-ms 40]
+                                                    [--latency-messages 200]
 
-Boots its own lab (1 relay VM, the TLS+AUTH sink on free loopback ports, no collector) unless
-`--reuse` names a running one, deploys deploy/relay.py to the relay VM and measures, in order:
+On this host, under a temporary folder: the lab sink (STARTTLS + AUTH) on free loopback ports,
+one delaying proxy per configuration in front of it (bench/delay_proxy.py: half the round trip
+each way, 1.5 for a TCP handshake), and two private Postfix instances relaying through them
+(bench/relay_configs.py): ours, rendered by mailagent.relay.render, and the baseline of a popular
+Ansible role. /etc/postfix, the system Postfix and the lab's sink on 2525/2587/2465 are untouched.
 
-1. ours: an application ON the VM (bench/relay_app.py) submits N messages, one connection each,
-   to the local Postfix; throughput = N / (first submit -> the sink records the last one);
-2. direct: the same application sends a sample straight to the sink, STARTTLS + AUTH per
-   message, the way an application without a local relay would;
-3. baseline: redeploy with the relay as popular roles ship it (no TLS connection reuse,
-   Postfix's default concurrency, Debian's TLS session cache), then as 1.
+Throughput, per run and configuration: N messages are injected into the hold queue, released at
+once (`postsuper -H ALL; postqueue -f`), and timed until the sink has recorded every one of
+them exactly once (by Message-ID). Connections and TLS handshakes are counted at the sink.
+Then the application's view: submit latency with 8 parallel submitters into our local Postfix
+(SMTP on loopback, sendmail) against direct STARTTLS + AUTH to the delayed sink. Then the
+proxy's own capacity at 0 ms delay, to show it is not what sets the pace.
 
-Every batch is checked at the sink, per Message-ID, to have arrived exactly once before a rate
-is printed. Targets (issue 6): ours/baseline throughput >= 3x; direct p50 / local p50 >= 5x.
-Stops whatever it started, also on SIGTERM or Ctrl-C; a reused lab is put back to its own
-settings. Load averages are printed with each figure: the VM shares 2 cores with others.
+Targets (issue 15): ours/baseline throughput >= 3x; local submit p50 <= 1/5 of direct. Needs
+root (it starts Postfix instances). The last line is `ratio ours/baseline = R`.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import difflib
 import json
 import os
 import shutil
 import signal
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import relay_lab as lab  # bench/ is on sys.path when this file runs
-from relay_stats import (
-    Arrivals,
-    Latency,
-    against_target,
-    arrivals,
-    message_ids,
-    rate,
-    ratio,
-)
+import relay_configs as configs  # bench/ is on sys.path when this file runs
+import relay_submit as submit
+from delay_proxy import ProxyProcess
+from proxy_capacity import capacity
+from relay_stats import Latency, against_target, arrivals, message_ids, rate, ratio
 
-from mailagent.lab import state as lab_state
-from mailagent.lab import vm
+from mailagent.agent.queue_scan import count_folders
+from mailagent.lab import sink
+from mailagent.lab import sink_store as store
 
-# Debian's stock main.cf (and the roles that template it) keeps a TLS session cache.
-BASELINE = {"tls_connection_reuse": False, "concurrency": 20,
-            "extra_main_cf": {"smtp_tls_session_cache_database": "btree:${data_directory}/smtp_scache"}}
 THROUGHPUT_TARGET, LATENCY_TARGET = 3.0, 5.0
-
-
-@dataclass
-class Batch:
-    """One measured batch: latencies from the app, arrivals from the sink."""
-
-    label: str
-    latency: Latency | None
-    errors: dict
-    submit_seconds: float
-    arrivals: Arrivals
-    first_submit: dt.datetime
-
-    @property
-    def throughput(self) -> float | None:
-        if not self.arrivals.complete:
-            return None
-        return rate(self.arrivals.expected, (self.arrivals.last_at - self.first_submit).total_seconds())
-
-
-class Bench:
-    """The measuring steps, on one relay VM of one lab."""
-
-    def __init__(self, state: dict, work: Path, args: argparse.Namespace):
-        self.state, self.work, self.args = state, work, args
-        self.host = lab.relay_host(state)
-        self.run_id = uuid.uuid4().hex[:8]
-        ports = state["sink"]["ports"]["starttls"]
-        # Both configurations: same smarthost, STARTTLS, certificate check and AUTH.
-        self.smarthost = {"port": ports[0], "tls": "starttls"}
-
-    def deploy(self, label: str, overrides: dict) -> list[str]:
-        say(f"{label}: relay profile = the lab's, with {json.dumps({**self.smarthost, **overrides})}")
-        seconds = lab.deploy_relay(self.state, self.work, self.host, {**self.smarthost, **overrides})
-        say(f"{label}: deploy/relay.py to {self.host} took {seconds:.0f} s")
-        lab.upload_app(self.state, self.host)
-        return lab.postfix_settings(self.state, self.host)
-
-    def batch(self, label: str, mode: str, count: int) -> Batch:
-        """Send `count` messages from the VM's app and wait for the sink to record them."""
-        left = lab.wait_queue_empty(self.state, self.host)
-        if left:
-            say(f"{label}: warning: {left} messages still queued on {self.host} before the batch")
-        prefix = f"{self.run_id}-{label}"
-        settings = {"mode": mode, "count": count, "prefix": prefix, "sender": f"app@{self.host}",
-                    "recipient": "someone@example.com", "body_bytes": 1024}
-        if mode == "direct":
-            sink = self.state["sink"]
-            settings |= {"host": sink["hostname"], "port": self.smarthost["port"],
-                         "username": sink["username"], "password": sink["password"],
-                         "ca_file": "/etc/postfix/relay-ca.pem"}
-        first = []
-        rc, lines, err = lab.run_streaming(
-            self.state, self.host, f"python3 {lab.APP_PATH}", json.dumps(settings),
-            lambda line: first.append(now()) if line == "started" and not first else None)
-        if rc != 0 or not first:
-            raise SystemExit(f"{label}: the app failed on {self.host} (exit {rc}): {err[-2000:]}")
-        result = json.loads(lines[-1])
-        found = self.wait_arrivals(message_ids(prefix, count))
-        latency = Latency.of(result["latencies"]) if result["latencies"] else None
-        return Batch(label, latency, result["errors"], result["seconds"], found, first[0])
-
-    def wait_arrivals(self, ids: list[str]) -> Arrivals:
-        """Poll the sink until the batch is complete, or nothing new came for --stall seconds."""
-        found, last_change = arrivals(ids, lab.sink_records(self.state)), time.monotonic()
-        while not found.complete and time.monotonic() - last_change < self.args.stall:
-            time.sleep(2)
-            now_found = arrivals(ids, lab.sink_records(self.state))
-            if now_found.arrived != found.arrived:
-                last_change = time.monotonic()
-            found = now_found
-        return found
-
-    def load(self) -> str:
-        host = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        return f"load avg host {host}, {self.host} {lab.guest_load(self.state, self.host)}"
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def say(text: str) -> None:
     print(text, flush=True)
 
 
-def report(batch: Batch, load: str) -> None:
-    """Print one batch's figures as soon as it is measured."""
-    errors = sum(batch.errors.values())
-    say(f"{batch.label}: submitted {batch.latency.count if batch.latency else 0} in "
-        f"{batch.submit_seconds:.1f} s, {errors} failed{'' if not errors else ': ' + str(batch.errors)}")
-    if batch.latency:
-        say(f"{batch.label}: submit latency {batch.latency.describe()}")
-    if batch.arrivals.complete:
-        elapsed = (batch.arrivals.last_at - batch.first_submit).total_seconds()
-        say(f"{batch.label}: all {batch.arrivals.expected} arrived exactly once; last one "
-            f"{elapsed:.1f} s after the first submit -> {batch.throughput:.2f} msg/s")
-        # Near 0: the relay kept up and the app's submitting set the pace, not the delivery.
-        say(f"{batch.label}: delivery finished {elapsed - batch.submit_seconds:.1f} s after the last submit")
-    else:
-        say(f"{batch.label}: NO RATE: {batch.arrivals.shortfall()}")
-    say(f"{batch.label}: {load}")
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def print_difference(ours: list[str], baseline: list[str]) -> None:
-    """The exact difference of the two deployed configurations (postconf -n, tlsproxy)."""
-    say("what differs on the host (postconf -n and postconf -M tlsproxy/unix; - ours, + baseline):")
-    for line in difflib.unified_diff(ours, baseline, lineterm="", n=0):
-        if not line.startswith(("---", "+++", "@@")):
-            say(f"  {line}")
+class SinkLog:
+    """A sink .jsonl file read on from where the last read stopped."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.records = path, 0, []
+
+    def read(self) -> list[dict]:
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+            complete = data[:data.rfind(b"\n") + 1]  # a line being appended waits for next time
+            self.offset += len(complete)
+            self.records += [json.loads(line) for line in complete.splitlines() if line.strip()]
+        return self.records
 
 
-def summary(ours: Batch, baseline: Batch, direct: Batch) -> None:
-    def ms(latency, field):
-        return f"{getattr(latency, field) * 1000:.1f}" if latency else "n/a"
+class Config:
+    """One configuration under test: its proxy, its Postfix instance, its sink port."""
 
-    def tp(batch):
-        return f"{batch.throughput:.2f}" if batch.throughput else "n/a"
-
-    say(f"\n{'figure':<34} {'ours':>10} {'baseline':>10} {'direct':>10}")
-    say(f"{'throughput (msg/s, end to end)':<34} {tp(ours):>10} {tp(baseline):>10} {'':>10}")
-    for field in ("p50", "p99"):
-        say(f"{'submit latency ' + field + ' (ms)':<34} {ms(ours.latency, field):>10} "
-            f"{ms(baseline.latency, field):>10} {ms(direct.latency, field):>10}")
-    say(f"{'sample size':<34} {ours.arrivals.expected:>10} {baseline.arrivals.expected:>10} "
-        f"{direct.arrivals.expected:>10}")
-    say(f"ours / baseline throughput: {against_target(ratio(ours.throughput, baseline.throughput), THROUGHPUT_TARGET)}")
-    say(f"direct p50 / local p50 (ours): "
-        f"{against_target(ratio(direct.latency and direct.latency.p50, ours.latency and ours.latency.p50), LATENCY_TARGET)}")
+    def __init__(self, label: str, sink_port: int, proxy: ProxyProcess, pf, hold_port: int, smtpd_port: int):
+        self.label, self.sink_port, self.proxy, self.pf = label, sink_port, proxy, pf
+        self.hold_port, self.smtpd_port = hold_port, smtpd_port
 
 
-def measure(bench: Bench) -> None:
-    args = bench.args
-    ours_cf = bench.deploy("ours", {})
-    ours = bench.batch("ours", "local", args.messages)
-    report(ours, bench.load())
-    direct = bench.batch("direct", "direct", args.direct_messages)
-    report(direct, bench.load())
-    say(f"direct p50 / local p50 (ours): "
-        f"{against_target(ratio(direct.latency and direct.latency.p50, ours.latency and ours.latency.p50), LATENCY_TARGET)}")
-    baseline_cf = bench.deploy("baseline", BASELINE)
-    print_difference(ours_cf, baseline_cf)
-    baseline = bench.batch("baseline", "local", args.messages)
-    report(baseline, bench.load())
-    say(f"ours / baseline throughput: {against_target(ratio(ours.throughput, baseline.throughput), THROUGHPUT_TARGET)}")
-    summary(ours, baseline, direct)
+def start_config(label: str, work: Path, info: dict, sink_port: int, rtt_ms: float) -> Config:
+    proxy = ProxyProcess(sink_port, rtt_ms)
+    smarthost = configs.Smarthost(info["hostname"], proxy.port, info["username"], info["password"],
+                                  Path(info["ca_cert"]).read_text())
+    root = work / label
+    main_cf, files = configs.ours(smarthost) if label == "ours" else configs.baseline(smarthost, root / "etc")
+    hold_port, smtpd_port = free_port(), free_port()
+    pf = configs.instance(root, label, main_cf, files, smtpd_port, hold_port,
+                          hosts=f"127.0.0.1 localhost {info['hostname']}\n")
+    return Config(label, sink_port, proxy, pf, hold_port, smtpd_port)
+
+
+def wait_held(config: Config, count: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while count_folders(config.pf.spool)["hold"] < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{config.label}: fewer than {count} messages reached the hold queue")
+        time.sleep(0.2)
+
+
+def postfix_tool(config: Config, *command: str) -> None:
+    subprocess.run([command[0], "-c", str(config.pf.etc), *command[1:]], check=True, capture_output=True)
+
+
+def batch(config: Config, logs: dict, count: int, run: int, stall: float) -> dict:
+    """Inject `count` held messages, release them, time until the sink has them all."""
+    ids = message_ids(f"{uuid.uuid4().hex[:8]}-{config.label}-{run}", count)
+    submit.inject(config.hold_port, ids)
+    wait_held(config, count)
+    before = config.proxy.stats()
+    released = dt.datetime.now(dt.timezone.utc)
+    postfix_tool(config, "postsuper", "-H", "ALL")
+    postfix_tool(config, "postqueue", "-f")
+    found, last_change = arrivals(ids, logs["mail"].read()), time.monotonic()
+    while not found.complete and time.monotonic() - last_change < stall:
+        time.sleep(0.1)
+        now_found = arrivals(ids, logs["mail"].read())
+        last_change = time.monotonic() if now_found.arrived != found.arrived else last_change
+        found = now_found
+    if not found.complete:
+        raise SystemExit(f"{config.label} run {run}: {found.shortfall()}")
+    seconds = (found.last_at - released).total_seconds()
+    after = config.proxy.stats()
+    conns = settled_connections(config, logs["connections"], released, count)
+    return {"rate": rate(count, seconds), "seconds": seconds, "connections": len(conns),
+            "tls": sum(1 for c in conns if c["tls"]), "proxy_chunks": after["chunks"] - before["chunks"]}
+
+
+def settled_connections(config: Config, log: SinkLog, since: dt.datetime, count: int,
+                        timeout: float = 30) -> list[dict]:
+    """The sink's records of this batch's connections, once the cached ones have closed too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conns = [c for c in log.read() if c["port"] == config.sink_port
+                 and dt.datetime.fromisoformat(c["opened_at"]) >= since]
+        if sum(c["messages"] for c in conns) >= count or time.monotonic() > deadline:
+            return conns
+        time.sleep(0.5)
+
+
+def spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.1f}, min {min(values):.1f}, max {max(values):.1f}"
+
+
+def throughput(configs_: list[Config], logs: dict, args: argparse.Namespace) -> dict[str, list[dict]]:
+    results = {c.label: [] for c in configs_}
+    for run in range(1, args.runs + 1):
+        order = configs_ if run % 2 else configs_[::-1]  # who goes first alternates
+        for config in order:
+            r = batch(config, logs, args.messages, run, args.stall)
+            results[config.label].append(r)
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            say(f"run {run} {config.label:<8} {args.messages} msgs in {r['seconds']:6.2f} s = "
+                f"{r['rate']:7.1f} msg/s; sink: {r['connections']} connections, {r['tls']} TLS "
+                f"handshakes; proxy: {r['proxy_chunks']} chunks; load {load}")
+    return results
+
+
+def latencies(ours: Config, info: dict, args: argparse.Namespace) -> dict[str, Latency]:
+    direct = submit.Direct(ours.proxy.port, info["username"], info["password"], info["ca_cert"])
+    context = submit.tls_context(info["ca_cert"])
+    ways = {
+        "local smtp": lambda m: submit.submit_smtp(ours.smtpd_port, m),
+        "local sendmail": lambda m: submit.submit_sendmail(ours.pf.etc, m),
+        "direct smtp+tls+auth": lambda m: submit.submit_direct(direct, m, context),
+    }
+    found = {}
+    for name, way in ways.items():
+        ids = message_ids(f"{uuid.uuid4().hex[:8]}-latency", args.latency_messages)
+        timings = submit.timed_parallel(way, ids, parallel=8)
+        if timings.errors:
+            say(f"{name}: {sum(timings.errors.values())} failed: {dict(timings.errors)}")
+        found[name] = Latency.of(timings.seconds)
+        say(f"submit latency, 8 parallel, {name:<21} {found[name].describe()}")
+    return found
+
+
+def report(results: dict[str, list[dict]], lat: dict[str, Latency], cap: dict, args) -> None:
+    say(f"\nthroughput, {args.runs} runs of {args.messages} messages, RTT {args.rtt_ms:g} ms:")
+    for label, runs in results.items():
+        say(f"  {label:<8} msg/s {spread([r['rate'] for r in runs])}; connections "
+            f"{spread([r['connections'] for r in runs])}; TLS handshakes {spread([r['tls'] for r in runs])}")
+    fastest = max(r["proxy_chunks"] / r["seconds"] for runs in results.values() for r in runs)
+    say(f"proxy at 0 ms: {cap['chunks_per_s']:.0f} chunks/s in small exchanges "
+        f"({cap['parallel']} connections), {cap['mb_per_s']:.0f} MB/s bulk; the busiest batch "
+        f"needed {fastest:.0f} chunks/s ({fastest / cap['chunks_per_s']:.0%} of that)")
+    local, direct = lat["local smtp"].p50, lat["direct smtp+tls+auth"].p50
+    say(f"submit p50 local smtp {local * 1000:.1f} ms, local sendmail "
+        f"{lat['local sendmail'].p50 * 1000:.1f} ms, direct {direct * 1000:.1f} ms; direct/local smtp: "
+        f"{against_target(ratio(direct, local), LATENCY_TARGET)}; direct/local sendmail: "
+        f"{against_target(ratio(direct, lat['local sendmail'].p50), LATENCY_TARGET)}")
+    ours = statistics.median(r["rate"] for r in results["ours"])
+    base = statistics.median(r["rate"] for r in results["baseline"])
+    say(f"throughput ours/baseline (medians): {against_target(ratio(ours, base), THROUGHPUT_TARGET)}")
+    say(f"ratio ours/baseline = {ours / base:.2f}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=2000, help="messages per configuration")
-    parser.add_argument("--direct-messages", type=int, default=200,
-                        help="sample sent straight to the sink (each does TLS+AUTH under emulation)")
-    parser.add_argument("--reuse", type=Path, metavar="LABDIR", help="measure on this running lab")
-    parser.add_argument("--stall", type=float, default=180.0,
-                        help="give up waiting for a batch after this many seconds without arrivals")
+    parser.add_argument("--messages", type=int, default=2000, help="messages per batch")
+    parser.add_argument("--runs", type=int, default=3, help="batches per configuration")
+    parser.add_argument("--rtt-ms", type=float, default=40.0, help="round trip to the smarthost")
+    parser.add_argument("--latency-messages", type=int, default=200, help="submissions per way in")
+    parser.add_argument("--stall", type=float, default=120.0,
+                        help="give up on a batch after this many seconds without an arrival")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (configs, logs)")
     args = parser.parse_args(argv)
-    if args.messages < 1 or args.direct_messages < 1:
-        parser.error("--messages and --direct-messages must be at least 1")
+    if min(args.messages, args.runs, args.latency_messages) < 1 or args.rtt_ms < 0:
+        parser.error("--messages, --runs and --latency-messages must be at least 1, --rtt-ms >= 0")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # SIGTERM (a timeout) must still stop the lab: make it an exception so `finally` runs.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    started = time.monotonic()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops what we started
     work = Path(tempfile.mkdtemp(prefix="mailagent-relaybench-"))
-    folder = args.reuse.absolute() if args.reuse else work / "lab"
-    os.environ["MAILAGENT_LAB_DIR"] = str(folder)
-    bench = None
+    work.chmod(0o755)  # postfix-owned processes walk into the instance folders
+    started, lab, running = time.monotonic(), work / "lab", []
     try:
-        state = lab_state.load(folder) if args.reuse else lab.own_lab(folder, say)
-        bench = Bench(state, work, args)
-        measure(bench)
-    finally:
-        if args.reuse and bench:
-            say("putting the reused lab's relay back to its own settings")
-            lab.deploy_relay(bench.state, work, bench.host, {})
-        elif not args.reuse and lab_state.state_path(folder).exists():
-            vm.down(folder, progress=lambda m: say(f"lab down: {m}"))
-        shutil.rmtree(work, ignore_errors=True)
+        info = sink.spawn(lab, starttls_ports=(0, 0), implicit_ports=(0,))
+        sdir = store.sink_dir(lab)
+        logs = {"mail": SinkLog(sdir / store.MAIL_LOG), "connections": SinkLog(sdir / store.CONN_LOG)}
+        for label, port in zip(("ours", "baseline"), info["ports"]["starttls"]):
+            running.append(start_config(label, work, info, port, args.rtt_ms))
+        say(f"sink on 127.0.0.1:{info['ports']['starttls']}, proxies (RTT {args.rtt_ms:g} ms) on "
+            f"{[c.proxy.port for c in running]}; instances under {work}")
+        results = throughput(running, logs, args)
+        lat = latencies(running[0], info, args)
+        cap = capacity()
         say(f"wall time {time.monotonic() - started:.0f} s")
+        report(results, lat, cap, args)
+    finally:
+        for config in running:
+            config.pf.stop()
+            config.proxy.stop()
+        sink.stop(lab)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
