@@ -306,3 +306,17 @@ def test_no_secret_reaches_any_log(lab):
     for name in ("mail.jsonl", "auth.jsonl", "connections.jsonl", "sink.log", "config.json", "runtime.json"):
         text = (sdir / name).read_text()
         assert not any(form in text for form in secret_forms), name
+
+
+def test_pipelined_envelope_is_answered_in_order(lab):
+    """PIPELINING is offered, and MAIL, RCPT and DATA sent in one write get their three replies."""
+    lab_dir, info = lab
+    msg_id, data = message("pipelined")
+    with starttls_client(info, info["ports"]["starttls"][0]) as smtp:
+        assert "pipelining" in smtp.esmtp_features
+        login(smtp, info)
+        smtp.send(b"MAIL FROM:<app@client.test>\r\nRCPT TO:<ops@dest.test>\r\nDATA\r\n")
+        assert [smtp.getreply()[0] for _ in range(3)] == [250, 250, 354]
+        smtp.send(data + b".\r\n")
+        assert smtp.getreply()[0] == 250
+    assert received(lab_dir, msg_id)["rcpt_tos"] == ["ops@dest.test"]
