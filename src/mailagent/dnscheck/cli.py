@@ -74,20 +74,26 @@ def _inventory(args, make_resolver, check_hosts):
 
 
 def _named(args) -> list:
-    from mailagent.dnscheck.inventory import _SecretsNotNeeded
+    from pydantic import ValidationError
+
     from mailagent.dnscheck.providers import facts_for
     from mailagent.dnscheck.senders import Sender, route_of
-    from mailagent.relay.profile import ProfileError, is_domain, parse_profile
+    from mailagent.relay.profile import RelayProfile, is_domain
 
     if not args.domains:
         raise _UsageError(["mailagent dns-check: give one or more DOMAINs, or --inventory FILE"])
     problems = [f"{d}: not a domain name" for d in args.domains if not is_domain(d)]
-    relay = {"provider": args.provider, "region": args.region, "host": args.smarthost}
     try:
-        profile = parse_profile({k: v for k, v in relay.items() if v}, prefix="--provider",
-                                environ=_SecretsNotNeeded())
-    except ProfileError as exc:
-        problems += exc.problems
+        profile = RelayProfile.model_validate({"provider": args.provider, "region": args.region,
+                                               "host": args.smarthost})
+    except ValidationError as exc:
+        raise _UsageError(problems + [f"--provider: {e['msg']}" for e in exc.errors()]) from None
+    region = profile.preset.region_problem(args.region)
+    if region:
+        problems.append(f"--region: {region}")
+    if not facts_for(profile.provider).spf_include and not args.smarthost:
+        problems.append(f"--smarthost: needed with --provider {profile.provider} (whose addresses SPF "
+                        "must authorise)")
     if problems:
         raise _UsageError(problems)
     route = route_of(profile, {})

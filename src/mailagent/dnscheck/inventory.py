@@ -43,12 +43,18 @@ class _SecretsNotNeeded(Mapping):
 
 def load(path: Path) -> tuple[list[HostEntry], dict[str, DnsSettings]]:
     """(relay hosts, each host's DNS settings); InventoryError lists every problem."""
+    from pyinfra.api import State
+    from pyinfra.context import ctx_state
     from pyinfra_cli.inventory import make_inventory
 
+    if not Path(path).is_file():  # pyinfra would take any other string for a host name to resolve
+        raise InventoryError([f"{path}: no such inventory file"])
     try:
-        inventory = make_inventory(str(path))
+        with ctx_state.use(State()):  # pyinfra evaluates inventory files inside a state's context
+            inventory = make_inventory(str(path))
     except Exception as exc:  # the inventory is user code: any error is a bad inventory
-        raise InventoryError([f"{path}: cannot load the inventory: {type(exc).__name__}: {exc}"]) from None
+        cause = getattr(exc, "exception", exc)  # pyinfra wraps the inventory's own exception
+        raise InventoryError([f"{path}: cannot load the inventory: {type(cause).__name__}: {cause}"]) from None
     return entries_of(inventory)
 
 
