@@ -11,7 +11,7 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import DeployError, deploy
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, FindInFile
 from pyinfra.facts.server import Hostname
 from pyinfra.operations import apt, dnf, files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -33,6 +33,7 @@ RELAY_SETTINGS = "/etc/mailagent/relay.json"
 DEBIAN_PACKAGES = ["postfix", "libsasl2-modules", "ca-certificates"]
 RHEL_PACKAGES = ["postfix", "cyrus-sasl-plain", "ca-certificates"]
 PUBLIC_MAPS = ("generic", "virtual", *ROUTE_MAPS)
+ROUTES_MARKER = "# {mark} mailagent sender_routes transports"
 RESTART_PARAMETERS = ("inet_interfaces", "inet_protocols")
 
 
@@ -127,7 +128,7 @@ def configure(rendered: dict[str, str]):
         replace=TLSPROXY_ENTRY,
         present=True,
     ) if rendered.get("master.cf.entries") else None
-    maps.append(_route_transports(rendered.get(MASTER_CF_ROUTES)))
+    maps += _route_transports(rendered.get(MASTER_CF_ROUTES))
     cas = [("relay-ca.pem", "the relay's CA"), ("drain-ca.pem", "the drain relay's CA")]
     cas += [(name, "a sender route's CA") for name in sorted(rendered) if name.startswith("route")
             and name.endswith("-ca.pem")]
@@ -142,11 +143,15 @@ def configure(rendered: dict[str, str]):
     return main_cf, maps + ([tlsproxy] if tlsproxy else [])
 
 
-def _route_transports(content: str | None):
-    """The sender routes' smtp transports, one marked block in master.cf (gone without routes)."""
-    return files.block(name="Configure the sender routes' transports in /etc/postfix/master.cf",
-                       path="/etc/postfix/master.cf", content=content, present=bool(content),
-                       marker="# {mark} mailagent sender_routes transports")
+def _route_transports(content: str | None) -> list:
+    """The sender routes' smtp transports, one marked block in master.cf (gone without routes;
+    a host that never had routes is left alone)."""
+    if not content and not host.get_fact(FindInFile, path="/etc/postfix/master.cf",
+                                         pattern=ROUTES_MARKER.format(mark="BEGIN")):
+        return []
+    return [files.block(name="Configure the sender routes' transports in /etc/postfix/master.cf",
+                        path="/etc/postfix/master.cf", content=content, present=bool(content),
+                        marker=ROUTES_MARKER)]
 
 
 def _private_map(content: str | None):

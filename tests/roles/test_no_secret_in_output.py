@@ -25,6 +25,8 @@ SECRETS = {
     "relay password": "SG.upstream-Secret-key-7731",
     "registration token": "reg-token-Zq81-0123456789abcdef",
     "database password": "db-Pass-w0rd-4471",
+    "sender route password (STARTTLS)": "route-Starttls-pw-5512",
+    "sender route password (implicit TLS)": "route-Implicit-pw-6623",
 }
 CHECK_OK = '{"ok": true, "step": "quit", "elapsed_seconds": 0.1}'
 
@@ -52,7 +54,11 @@ def inventory(tmp_path) -> Path:
                  "registration_token": SECRETS["registration token"]}
     common = {"mailagent_pki_dir": str(pki), "mailagent_wheel_dir": str(agent_wheels),
               "collector": collector}
-    upstream = {"provider": "sendgrid", "password": SECRETS["relay password"]}
+    routes = [{"senders": ["billing.example.com"], "host": "smtp.billing.example.net", "port": 2587,
+               "username": "billing", "password": SECRETS["sender route password (STARTTLS)"]},
+              {"senders": ["alerts@example.com"], "host": "smtp.alerts.example.net", "port": 2465,
+               "username": "alerts", "password": SECRETS["sender route password (implicit TLS)"]}]
+    upstream = {"provider": "sendgrid", "password": SECRETS["relay password"], "sender_routes": routes}
     hosts = {
         "collector": [_host("collector1", collector_wheel_dir=str(collector_wheels), **common,
                             collector_server={
@@ -86,6 +92,7 @@ def test_site_output_shows_no_secret(inventory, tmp_path, mode):
     for wanted in ("/etc/mailagent-collector/collector.toml", "/etc/mailagent-collector/tls/key.pem",
                    "/etc/postfix/sasl_passwd", "/etc/postfix/hub-tls/key.pem", "/etc/postfix/hub_clients"):
         assert wanted in output
+    assert "/etc/postfix/sender_relay" in output and "sender routes' transports" in output
     secrets = dict(SECRETS)
     secrets["hub login of web1"] = credentials.password_for(tmp_path / "pki", "web1")
     hub_secret = (tmp_path / "pki" / credentials.SECRET_FILE).read_bytes()

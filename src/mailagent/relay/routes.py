@@ -27,8 +27,8 @@ def sender_key(value: str) -> str | None:
     """The lookup key Postfix's sender maps use: `@example.com` or `user@example.com`; None when
     `value` is neither a domain nor an address."""
     local, at, domain = value.strip().lower().rpartition("@")
-    if not is_domain(domain):
-        return None
+    if not is_domain(domain) or any(ch.isspace() or ch in "#:" for ch in local):
+        return None  # a map key ends at whitespace; '#' starts a comment
     return f"{local}@{domain}" if local else f"@{domain}"
 
 
