@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import DeployError, deploy
 from pyinfra.facts.files import File, FindInFile
 from pyinfra.facts.server import Hostname
@@ -18,7 +18,8 @@ from pyinfra.operations.util import any_changed
 
 from mailagent.relay import check
 from mailagent.relay.render import (
-    DEBIAN_CA_BUNDLE, RHEL_CA_BUNDLE, TLSPROXY_ENTRY, Target, ca_file, render,
+    CLIENT_CERT_PATH, CLIENT_KEY_PATH, DEBIAN_CA_BUNDLE, RHEL_CA_BUNDLE, TLSPROXY_ENTRY, Target,
+    ca_file, render,
 )
 from mailagent.relay.render_routes import MASTER_CF_ROUTES, ROUTE_MAPS
 from roles.platform import platform_of
@@ -42,6 +43,7 @@ def postfix_relay(check: bool = True):
     """`check=False` leaves the smarthost check to a later `check_smarthost()` (deploy/site.py
     runs it last, after the hub is up, for every host at once)."""
     profile = profile_for(host)
+    warn_about_preset(profile)
     target = gather_target()
     check_ca_file(profile, target)
     before = host.get_fact(PostconfValues, parameters=list(RESTART_PARAMETERS))
@@ -65,6 +67,21 @@ def check_smarthost():
     profile = profile_for(host)
     if profile.check_relay:
         verify(profile, gather_target())
+
+
+def preset_warning(profile, host_name: str) -> str | None:
+    """What the deploy says for a host whose preset is going away, e.g. "web1: relay.provider
+    office365: Microsoft turns off password (Basic) authentication ..."; None for the others."""
+    if not profile.preset.warning:
+        return None
+    return f"{host_name}: relay.provider {profile.provider}: {profile.preset.warning}"
+
+
+def warn_about_preset(profile) -> None:
+    """A warning, not a failure: the preset still works until the provider turns it off."""
+    message = preset_warning(profile, host.name)
+    if message:
+        logger.warning(message)
 
 
 def gather_target() -> Target:
@@ -129,6 +146,7 @@ def configure(rendered: dict[str, str]):
         present=True,
     ) if rendered.get("master.cf.entries") else None
     maps += _route_transports(rendered.get(MASTER_CF_ROUTES))
+    maps += _client_certificate(rendered)
     cas = [("relay-ca.pem", "the relay's CA"), ("drain-ca.pem", "the drain relay's CA")]
     cas += [(name, "a sender route's CA") for name in sorted(rendered) if name.startswith("route")
             and name.endswith("-ca.pem")]
@@ -141,6 +159,21 @@ def configure(rendered: dict[str, str]):
     files.put(name=f"Upload the relay check {CHECK_SCRIPT}", src=check.__file__,
               dest=CHECK_SCRIPT, mode="755")
     return main_cf, maps + ([tlsproxy] if tlsproxy else [])
+
+
+def _client_certificate(rendered: dict[str, str]) -> list:
+    """This host's TLS client certificate; its key only through private_file (0600, never diffed)."""
+    if "relay-client-key.pem" not in rendered:
+        for path in (CLIENT_CERT_PATH, CLIENT_KEY_PATH):
+            files.file(name=f"Remove the unused client certificate file {path}", path=path,
+                       present=False)
+        return []
+    cert = files.put(name=f"Upload the relay client certificate {CLIENT_CERT_PATH}",
+                     src=StringIO(rendered["relay-client-cert.pem"]), dest=CLIENT_CERT_PATH,
+                     user="root", group="root", mode="644")
+    key = private_file(name=f"Upload the relay client key {CLIENT_KEY_PATH} (root, 0600)",
+                       path=CLIENT_KEY_PATH, content=rendered["relay-client-key.pem"])
+    return [cert, key]
 
 
 def _route_transports(content: str | None) -> list:

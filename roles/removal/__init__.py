@@ -14,6 +14,7 @@ from pyinfra import host
 from pyinfra.api import DeployError, FactBase, deploy
 from pyinfra.operations import apt, dnf, files, server, systemd
 
+from mailagent.relay.render import CLIENT_CERT_PATH, CLIENT_KEY_PATH
 from roles.mailagent import ON_PATH, PREFIX, UNIT_PATH, USER
 from roles.platform import platform_of
 from roles.postfix_relay import CHECK_SCRIPT
@@ -24,7 +25,8 @@ AGENT_FILES = (ON_PATH, UNIT_PATH, "/etc/systemd/system/mailagent-queue-count.so
 AGENT_DIRS = (PREFIX, "/etc/mailagent", "/var/lib/mailagent", "/var/spool/mailagent",
               CHECK_SCRIPT.rsplit("/", 1)[0])
 POSTFIX_FILES = ("/etc/postfix/sasl_passwd", "/etc/postfix/sasl_passwd.db",
-                 "/etc/postfix/sasl_passwd.lmdb", "/etc/postfix/hub_clients")
+                 "/etc/postfix/sasl_passwd.lmdb", "/etc/postfix/hub_clients",
+                 CLIENT_KEY_PATH, CLIENT_CERT_PATH)
 POSTFIX_DIRS = ("/etc/postfix/hub-tls",)
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 

@@ -51,13 +51,17 @@ def test_render_writes_the_files_with_a_private_map(tmp_path):
 def test_providers_json_lists_every_preset_with_ports_and_modes():
     result = mailagent("providers", "--json")
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert set(rows) == {"sendgrid", "mailgun", "ses", "mandrill", "sparkpost", "gmail", "office365",
-                         "hub", "custom"}
+    assert set(rows) == {"sendgrid", "mailgun", "ses", "mandrill", "sparkpost", "gmail",
+                         "google_relay", "office365", "office365_connector", "outlook", "hub",
+                         "custom"}
+    assert rows["office365_connector"]["credentials"] == "none"
+    assert "office365_connector" in rows["office365"]["warning"]
     assert rows["ses"]["implicit_ports"] == [465, 2465]
     assert rows["ses"]["tls_modes"]["2587"] == "starttls"
     assert rows["sendgrid"]["username"] == "apikey"
     table = mailagent("providers").stdout
     assert "smtp.sendgrid.net" in table and "2525" in table
+    assert "<yours>.mail.protection.outlook.com" in table and "warning: Microsoft turns off" in table
 
 
 @pytest.mark.parametrize("version, level, protocols", [

@@ -15,6 +15,7 @@ from mailagent.relay.render import Target, render
 
 MASTER_CF = Path("/usr/share/postfix/master.cf.dist")
 REGIONS = {"ses": "eu-central-1", "mailgun": "eu", "sparkpost": "eu"}
+HOSTS = {"hub": "hub.example.com", "office365_connector": "example-com.mail.protection.outlook.com"}
 
 
 def preset_ports():
@@ -26,13 +27,15 @@ def preset_ports():
 
 
 def profile_for(name: str, port: int, **extra):
-    data = {"provider": name, "port": port, "password": "pw-Secret", **extra}
-    if not providers()[name].username:
-        data["username"] = "user@example.com"
+    data = {"provider": name, "port": port, **extra}
+    if providers()[name].credentials != "none":
+        data.setdefault("password", "pw-Secret")
+    if providers()[name].credentials != "none" and not providers()[name].username:
+        data.setdefault("username", "user@example.com")
     if name in REGIONS:
         data["region"] = REGIONS[name]
-    if name == "hub":
-        data["host"] = "hub.example.com"
+    if name in HOSTS:
+        data["host"] = HOSTS[name]
     if port == 25:
         data["allow_port_25"] = True
     return parse_profile(data, environ={})
@@ -81,10 +84,12 @@ def test_preset_port_renders_a_config_postconf_accepts(tmp_path, name, port):
     result = postconf(config, "-n")
     assert result.stderr == ""
     implicit = port in providers()[name].implicit_ports
-    assert values(config, *EXPECTED) == dict(
-        EXPECTED, relayhost=f"[{profile.host}]:{port}",
-        smtp_tls_wrappermode="yes" if implicit else "no",
-    )
+    expected = dict(EXPECTED, relayhost=f"[{profile.host}]:{port}",
+                    smtp_tls_wrappermode="yes" if implicit else "no")
+    if not profile.username:  # a relay that accepts this host without AUTH
+        expected = {key: value for key, value in expected.items()
+                    if not key.startswith("smtp_sasl")} | {"smtp_sasl_auth_enable": "no"}
+    assert values(config, *expected) == expected
     assert "pw-Secret" not in (config / "main.cf").read_text()
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from mailagent.hub import credentials
 from roles.wheelhouse import write_manifest
+from tests.relay.certs import client_pair
 from tests.roles.conftest import platform_lines
 
 pytestmark = pytest.mark.timeout(300)
@@ -29,6 +30,10 @@ SECRETS = {
     "sender route password (implicit TLS)": "route-Implicit-pw-6623",
 }
 CHECK_OK = '{"ok": true, "step": "quit", "elapsed_seconds": 0.1}'
+CLIENT_CERT, CLIENT_KEY = client_pair("web2.example.com")
+SECRETS["client certificate key (a line of it)"] = CLIENT_KEY.splitlines()[1]
+CONNECTOR = {"provider": "office365_connector", "host": "example-com.mail.protection.outlook.com",
+             "allow_port_25": True, "client_cert": {"cert_pem": CLIENT_CERT, "key_pem": CLIENT_KEY}}
 
 
 def _wheel_dir(folder: Path, project_wheel: str) -> Path:
@@ -52,8 +57,9 @@ def inventory(tmp_path) -> Path:
     collector_wheels = _wheel_dir(tmp_path / "collector-wheels", "mailagent-0.1.0-py3-none-any.whl")
     collector = {"url": "https://collector.example.net:8480",
                  "registration_token": SECRETS["registration token"]}
+    # dns_check off: the test's domains are no one's to query (and tests only reach loopback).
     common = {"mailagent_pki_dir": str(pki), "mailagent_wheel_dir": str(agent_wheels),
-              "collector": collector}
+              "collector": collector, "dns_check": "off"}
     routes = [{"senders": ["billing.example.com"], "host": "smtp.billing.example.net", "port": 2587,
                "username": "billing", "password": SECRETS["sender route password (STARTTLS)"]},
               {"senders": ["alerts@example.com"], "host": "smtp.alerts.example.net", "port": 2465,
@@ -67,7 +73,8 @@ def inventory(tmp_path) -> Path:
                                 "tls": {"ca_dir": str(pki / "fleet-ca"),
                                         "names": ["collector.example.net"]}})],
         "hub": [_host("hub", relay=upstream, hub_server={"names": ["hub.example.net"]}, **common)],
-        "relays": [_host("web1", relay={"provider": "hub", "host": "hub.example.net"}, **common)],
+        "relays": [_host("web1", relay={"provider": "hub", "host": "hub.example.net"}, **common),
+                   _host("web2", relay=CONNECTOR, **common)],
     }
     path = tmp_path / "fake_inventory.py"
     path.write_text("".join(f"{group} = {hosts[group]!r}\n" for group in hosts))
@@ -90,7 +97,8 @@ def test_site_output_shows_no_secret(inventory, tmp_path, mode):
     output = _run(inventory, *mode)
     # The deploy really planned the secret files (so the search below is not vacuous).
     for wanted in ("/etc/mailagent-collector/collector.toml", "/etc/mailagent-collector/tls/key.pem",
-                   "/etc/postfix/sasl_passwd", "/etc/postfix/hub-tls/key.pem", "/etc/postfix/hub_clients"):
+                   "/etc/postfix/sasl_passwd", "/etc/postfix/hub-tls/key.pem", "/etc/postfix/hub_clients",
+                   "/etc/postfix/relay-client-key.pem"):
         assert wanted in output
     assert "/etc/postfix/sender_relay" in output and "sender routes' transports" in output
     secrets = dict(SECRETS)

@@ -179,7 +179,9 @@ def format_result(result: dict) -> str:
     lines = [f"{s['step']:>9}  {s['seconds']:6.3f}s  {s['detail']}" for s in result["steps"]]
     where = f"{result['host']}:{result['port']} ({result['tls']})"
     if result["ok"]:
-        lines.append(f"ok: {where} accepted TLS and AUTH in {result['elapsed_seconds']}s")
+        done = "TLS and AUTH" if any(s["step"] == "auth" for s in result["steps"]) else \
+            "TLS (no AUTH configured)"
+        lines.append(f"ok: {where} accepted {done} in {result['elapsed_seconds']}s")
     else:
         code = f"{result['code']} " if result["code"] else ""
         lines.append(f"FAILED at {result['step']}: {where}: {code}{result['message']}")

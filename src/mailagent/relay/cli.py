@@ -83,11 +83,14 @@ def cmd_providers(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'provider':<10} {'host':<40} {'STARTTLS':<14} {'implicit TLS':<13} user")
+    print(f"{'provider':<20} {'host':<40} {'STARTTLS':<14} {'implicit TLS':<13} user")
     for row in rows:
         host = row["host"] or ", ".join(f"{k}: {v}" for k, v in row["regions"].items()) or "(yours)"
-        print(f"{row['name']:<10} {host:<40} {_ports(row['starttls_ports']):<14} "
-              f"{_ports(row['implicit_ports']):<13} {row['username'] or ''}")
+        user = row["username"] or ("(none)" if row["credentials"] == "none" else "")
+        print(f"{row['name']:<20} {host:<40} {_ports(row['starttls_ports']):<14} "
+              f"{_ports(row['implicit_ports']):<13} {user}")
+        if row["warning"]:
+            print(f"{'':<20} warning: {row['warning']}")
     return 0
 
 
@@ -95,7 +98,8 @@ def _provider_row(provider) -> dict:
     return {
         "name": provider.name,
         "title": provider.title,
-        "host": provider.host or provider.host_template,
+        "host": provider.host or provider.host_template or (
+            provider.host_suffix and f"<yours>{provider.host_suffix}"),
         "regions": provider.regions,
         "starttls_ports": list(provider.starttls_ports),
         "implicit_ports": list(provider.implicit_ports),
@@ -103,6 +107,9 @@ def _provider_row(provider) -> dict:
         "tls_modes": {str(p): provider.tls_for_port(p) for p in provider.ports},
         "username": provider.username,
         "username_note": provider.username_note,
+        "credentials": provider.credentials,
+        "note": provider.note,
+        "warning": provider.warning,
     }
 
 

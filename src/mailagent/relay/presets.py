@@ -11,6 +11,8 @@ import re
 from functools import cache
 from importlib import resources
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 IMPLICIT_TLS_PORTS = frozenset({465, 2465, 1465})
@@ -26,6 +28,7 @@ class Provider(BaseModel):
     title: str
     host: str | None = None
     host_template: str | None = None
+    host_suffix: str | None = None  # the user names the host, and it must end so
     regions: dict[str, str] = Field(default_factory=dict)
     default_region: str | None = None
     region_pattern: str | None = None
@@ -34,6 +37,10 @@ class Provider(BaseModel):
     default_port: int | None = None
     username: str | None = None
     username_note: str = ""
+    # "none": the smarthost accepts this host without AUTH (by IP or client certificate).
+    credentials: Literal["required", "optional", "none"] = "required"
+    note: str = ""
+    warning: str = ""  # said at deploy time for every host on this preset
     concurrency: int = 20
     hints: dict[str, str] = Field(default_factory=dict)
 
@@ -48,6 +55,13 @@ class Provider(BaseModel):
     @property
     def ports(self) -> tuple[int, ...]:
         return self.starttls_ports + self.implicit_ports
+
+    def host_problem(self, host: str) -> str | None:
+        """Why a host the user gave does not fit this provider, or None when it does."""
+        if self.host_suffix and not host.lower().endswith(self.host_suffix):
+            return (f"{host!r} does not end in {self.host_suffix}; give the tenant's MX host "
+                    f"(example.com -> example-com{self.host_suffix})")
+        return None
 
     def region_problem(self, region: str | None) -> str | None:
         """Why `region` does not fit this provider, or None when it does."""

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from mailagent.relay.presets import get_provider, providers, tls_for_port
 
 ProviderName = Literal[
-    "sendgrid", "mailgun", "ses", "mandrill", "sparkpost", "gmail", "office365", "hub", "custom"
+    "sendgrid", "mailgun", "ses", "mandrill", "sparkpost", "gmail", "google_relay", "office365",
+    "office365_connector", "outlook", "hub", "custom"
 ]
 DURATION = r"^[0-9]+[smhdw]?$"
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
@@ -30,6 +31,22 @@ class ProfileError(ValueError):
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class ClientCert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cert_pem: str = Field(description="PEM of this host's certificate (then any intermediates); "
+                          "written to `/etc/postfix/relay-client-cert.pem` (`smtp_tls_cert_file`).")
+    key_pem: SecretStr | None = Field(None, description="PEM of its private key, unencrypted; "
+                                      "written only to the root-owned 0600 "
+                                      "`/etc/postfix/relay-client-key.pem` (`smtp_tls_key_file`), "
+                                      "never shown. Prefer `key_env`.")
+    key_env: str | None = Field(None, description="Name of an environment variable on the "
+                                "control machine that holds the key PEM instead.")
+
+    def key(self) -> str:
+        return self.key_pem.get_secret_value() if self.key_pem else ""
 
 
 class FallbackRelay(BaseModel):
@@ -75,7 +92,8 @@ class RelayProfile(BaseModel):
     )
     host: str | None = Field(
         None,
-        description="Smarthost name for `custom` and `hub`; presets with a fixed host reject it. "
+        description="Smarthost name for `custom`, `hub` and `office365_connector` (the tenant's MX "
+        "host, `example-com.mail.protection.outlook.com`); presets with a fixed host reject it. "
         "Written in brackets to `relayhost` so no MX lookup happens.",
     )
     port: int | None = Field(
@@ -181,6 +199,12 @@ class RelayProfile(BaseModel):
         default_factory=list,
         description="Smarthosts tried when the primary fails (`smtp_fallback_relay`), same TLS "
         "mode and credentials map.",
+    )
+    client_cert: ClientCert | None = Field(
+        None,
+        description="TLS client certificate this host shows the smarthost, for relays that "
+        "accept a host by its certificate instead of AUTH (a Microsoft 365 inbound connector "
+        "with `provider: office365_connector`).",
     )
     drain_relay: DrainRelay | None = Field(
         None,
@@ -298,6 +322,9 @@ def complete(profile: RelayProfile, environ) -> RelayProfile:
     }
     if profile.password_env:
         update["password"] = SecretStr(environ[profile.password_env])
+    if profile.client_cert and profile.client_cert.key_env:
+        update["client_cert"] = profile.client_cert.model_copy(
+            update={"key_pem": SecretStr(environ[profile.client_cert.key_env])})
     return profile.model_copy(update=update)
 
 

@@ -18,12 +18,14 @@ TEMPLATES = Path(__file__).parent / "templates"
 DEBIAN_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 RHEL_CA_BUNDLE = "/etc/pki/tls/certs/ca-bundle.crt"
 PRIVATE_CA_PATH = "/etc/postfix/relay-ca.pem"
+CLIENT_CERT_PATH = "/etc/postfix/relay-client-cert.pem"
+CLIENT_KEY_PATH = "/etc/postfix/relay-client-key.pem"
 DRAIN_CA_PATH = "/etc/postfix/drain-ca.pem"
 # Debian ships tlsproxy commented out; TLS connection reuse needs it.
 TLSPROXY_ENTRY = "tlsproxy  unix  -       -       y       -       0       tlsproxy"
 SYSTEM_ACCOUNTS = ("root", "postmaster", "abuse", "MAILER-DAEMON", "nobody", "www-data")
 
-SECRET_FILES = frozenset({"sasl_passwd"})
+SECRET_FILES = frozenset({"sasl_passwd", "relay-client-key.pem"})
 
 # Settings whose syntax depends on the Postfix release: (first release, value), newest first.
 # 3.5 (RHEL 9, Debian 11) knows compatibility levels 0/1/2 only and no `>=TLSv1.2` ranges.
@@ -80,6 +82,9 @@ def render(profile: RelayProfile, target: Target) -> dict[str, str]:
     }
     if profile.ca_pem:
         files["relay-ca.pem"] = profile.ca_pem.strip() + "\n"
+    if profile.client_cert:
+        files["relay-client-cert.pem"] = profile.client_cert.cert_pem.strip() + "\n"
+        files["relay-client-key.pem"] = profile.client_cert.key().strip() + "\n"
     if profile.drain_relay and (profile.drain_relay.ca_pem or profile.ca_pem):
         files["drain-ca.pem"] = (profile.drain_relay.ca_pem or profile.ca_pem).strip() + "\n"
     files.update(route_files(profile, target))
@@ -108,6 +113,8 @@ def _main_cf(profile, target, relayhost, fallbacks, files) -> str:
         generic=bool(files["generic"]),
         virtual=bool(files["virtual"]),
         postfix=postfix_settings(target.postfix_version),
+        client_cert_path=CLIENT_CERT_PATH,
+        client_key_path=CLIENT_KEY_PATH,
         routes=concurrency(profile),
         sender_auth=bool(sasl_entries(profile)),
     )

@@ -41,6 +41,8 @@ GUARDED: tuple[tuple[str, str, str | None], ...] = (
     ("smtp_tls_mandatory_protocols", _TLS + " at version 1.2 or later", None),
     ("smtp_tls_protocols", _TLS + " at version 1.2 or later", None),
     ("smtp_sasl_*", "SASL follows the credentials", "username, password and sasl_mechanisms"),
+    ("smtp_tls_cert_file", "the client certificate is a secret upload", "client_cert"),
+    ("smtp_tls_key_file", "the client certificate is a secret upload", "client_cert"),
     ("mydestination", _LOCAL, "forward_root_to"),
     ("local_transport", _LOCAL, "forward_root_to"),
 )
@@ -79,6 +81,8 @@ def host_and_region(profile: RelayProfile) -> Iterator[Problem]:
         yield "host", f"required for provider {profile.provider}"
     if profile.host and any(ch in profile.host for ch in "[]:/ @"):
         yield "host", f"{profile.host!r} must be a bare host name (no brackets, port or scheme)"
+    elif profile.host and preset.host_problem(profile.host):
+        yield "host", preset.host_problem(profile.host)
     problem = preset.region_problem(profile.region)
     if problem:
         yield "region", problem
@@ -90,7 +94,11 @@ def port_offered(profile: RelayProfile) -> Iterator[Problem]:
         yield "port", f"required for provider {profile.provider}"
     elif preset.ports and port not in preset.ports:
         yield "port", f"{port} is not a port {profile.provider} offers ({preset.describe_ports()})"
-    if port == 25 and not profile.allow_port_25:
+    if port == 25 and not profile.allow_port_25 and preset.ports == (25,):
+        yield "port", (f"{profile.provider} accepts mail on 25 only, which most cloud networks "
+                       "block or throttle outbound; check this host can reach it, then set "
+                       "allow_port_25: true")
+    elif port == 25 and not profile.allow_port_25:
         yield "port", ("25 is blocked or throttled on most cloud networks; use 587, 2525, 2587 or "
                        "2465, or set allow_port_25: true")
 
@@ -136,6 +144,55 @@ def credentials(profile: RelayProfile, environ: Mapping[str, str]) -> Iterator[P
         yield "password", "contains a line break (a pasted key with a newline breaks AUTH)"
     if username and _tls(profile) == "none":
         yield "tls", "credentials need TLS: the password must never cross the network in clear"
+    if preset.credentials == "none":
+        for field in ("username", "password", "password_env"):
+            if getattr(profile, field) is not None:
+                yield field, (f"{profile.provider} takes no login (the smarthost accepts this "
+                              "host by its IP or client_cert); remove it")
+
+
+def client_certificate(profile: RelayProfile, environ: Mapping[str, str]) -> Iterator[Problem]:
+    cert = profile.client_cert
+    if cert is None:
+        return
+    if "BEGIN CERTIFICATE" not in cert.cert_pem:
+        yield "client_cert.cert_pem", "is not PEM text (no BEGIN CERTIFICATE line)"
+    if (cert.key_pem is None) == (cert.key_env is None):
+        yield "client_cert.key_pem", "give either key_pem or key_env (one of them)"
+    if cert.key_env and cert.key_env not in environ:
+        yield "client_cert.key_env", f"environment variable {cert.key_env} is not set"
+    key = cert.key() or environ.get(cert.key_env or "", "")
+    encrypted = "ENCRYPTED PRIVATE KEY" in key or "Proc-Type: 4,ENCRYPTED" in key
+    if key and "PRIVATE KEY-----" not in key:
+        yield "client_cert.key_pem", "is not an unencrypted PEM private key (no PRIVATE KEY line)"
+    if encrypted:
+        yield "client_cert.key_pem", "is encrypted; Postfix needs the key without a passphrase"
+    if _tls(profile) == "none":
+        yield "client_cert", "a client certificate needs TLS (tls: starttls or implicit)"
+    readable = "BEGIN CERTIFICATE" in cert.cert_pem and "PRIVATE KEY-----" in key and not encrypted
+    problem = readable and _pair_problem(cert.cert_pem, key)
+    if problem:
+        yield "client_cert", problem
+
+
+def _pair_problem(cert_pem: str, key_pem: str) -> str | None:
+    """Why the key cannot serve the certificate (unreadable, or another key's), or None."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError:
+        return "cert_pem is not a readable PEM certificate"
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return "key_pem is not a readable PEM private key"
+    raw = serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(serialization.Encoding.DER, raw) != \
+            key.public_key().public_bytes(serialization.Encoding.DER, raw):
+        return "key_pem is not the private key of cert_pem"
+    return None
 
 
 def verification(profile: RelayProfile) -> Iterator[Problem]:
@@ -198,4 +255,5 @@ RULES: tuple[Callable[..., Iterator[Problem]], ...] = (
 def check_profile(profile: RelayProfile, environ: Mapping[str, str]) -> list[Problem]:
     problems = [problem for rule in RULES for problem in rule(profile)]
     problems += list(credentials(profile, environ))
+    problems += list(client_certificate(profile, environ))
     return problems
