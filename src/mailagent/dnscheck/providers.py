@@ -32,14 +32,19 @@ DNS_FACTS = {
     "sparkpost": DnsFacts("sparkpostmail.com", (), "sparkpostmail.com",
                           "the scph… selector SparkPost shows for the sending domain"),
     "gmail": DnsFacts("_spf.google.com", ("google",), "sender"),
+    "google_relay": DnsFacts("_spf.google.com", ("google",), "sender"),
     "office365": DnsFacts("spf.protection.outlook.com", ("selector1", "selector2"), "sender"),
+    "office365_connector": DnsFacts("spf.protection.outlook.com", ("selector1", "selector2"), "sender"),
+    "outlook": DnsFacts("spf.protection.outlook.com", (), "sender",
+                        "Outlook.com signs with Microsoft's own keys for its own domains"),
     "hub": DnsFacts(None, (), "sender", "the selectors your hub's onward provider signs with"),
     "custom": DnsFacts(None, (), "sender", "the selectors your smarthost signs with"),
 }
 
 
 def facts_for(provider: str) -> DnsFacts:
-    return DNS_FACTS[provider]
+    """A preset this table does not know yet is checked like a custom smarthost."""
+    return DNS_FACTS.get(provider, DNS_FACTS["custom"])
 
 
 # What to publish for a missing DKIM key; {selector}, {domain}, {n} (1 for the first selector),
@@ -49,6 +54,8 @@ DKIM_PUBLISH = {
                 '(from SendGrid\'s domain authentication page)',
     "mandrill": "{selector}._domainkey.{domain}. CNAME dkim{n}.mandrillapp.com.",
     "office365": "{selector}._domainkey.{domain}. CNAME {selector}-{dashed}._domainkey.<tenant>.onmicrosoft.com.",
+    "office365_connector": "{selector}._domainkey.{domain}. CNAME "
+                           "{selector}-{dashed}._domainkey.<tenant>.onmicrosoft.com.",
     "ses": "{selector}._domainkey.{domain}. CNAME {selector}.dkim.amazonses.com.",
 }
 DKIM_PUBLISH_DEFAULT = '{selector}._domainkey.{domain}. TXT "v=DKIM1; k=rsa; p=<the public key {title} shows>"'
