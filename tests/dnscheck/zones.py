@@ -121,3 +121,23 @@ dkim2   IN TXT {dkim(rsa_key(2048))}
 @       IN TXT "v=spf1 ip4:199.255.192.0/22 ip4:54.240.0.0/18 ~all"
 """,
 }
+
+
+# The zones behind the README's example output (tests/dnscheck/test_readme_example.py).
+README_ZONES = {
+    "example.com": """
+@       IN TXT "v=spf1 include:_spf.google.com ~all"
+@       IN MX 10 mx1.example.com.
+mx1     IN A 192.0.2.25
+_dmarc  IN TXT "v=DMARC1; p=none; rua=mailto:dmarc@example.com"
+4f3kmj7dxyz._domainkey IN CNAME 4f3kmj7dxyz.dkim.amazonses.com.
+""",
+    "google.com": """
+_spf        IN TXT "v=spf1 include:_netblocks.google.com ~all"
+_netblocks  IN TXT "v=spf1 ip4:35.190.247.0/24 ~all"
+""",
+    "amazonses.com": f"""
+@                   IN TXT "v=spf1 ip4:54.240.0.0/18 ~all"
+4f3kmj7dxyz.dkim    IN TXT {dkim(rsa_key(1024))}
+""",
+}
