@@ -14,6 +14,7 @@ from mailagent.hub.settings import HubClient, HubSettings
 from mailagent.relay.presets import providers
 from mailagent.relay.profile import parse_profile
 from mailagent.relay.render import Target, render
+from tests.relay.certs import client_pair
 from tests.relay.postfix_releases import SUITES, Release, release
 from tests.relay.test_render_postconf import preset_ports, profile_for
 
@@ -70,6 +71,18 @@ def test_preset_port_is_clean_on_every_release(postfix, tmp_path, name, port):
         "smtp_tls_mandatory_protocols": PROTOCOLS[version],
         "smtp_tls_wrappermode": "yes" if port in providers()[name].implicit_ports else "no",
     }
+
+
+def test_connector_client_certificate_is_clean_on_every_release(postfix, tmp_path):
+    cert, key = client_pair()
+    profile = profile_for("office365_connector", 25, client_cert={"cert_pem": cert, "key_pem": key})
+    config = config_for(postfix, tmp_path, profile)
+    result = postfix.postconf(config, "-n")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert read_back(postfix, config, "smtp_tls_cert_file", "smtp_tls_key_file",
+                     "smtp_sasl_auth_enable") == {
+        "smtp_tls_cert_file": "/etc/postfix/relay-client-cert.pem",
+        "smtp_tls_key_file": "/etc/postfix/relay-client-key.pem", "smtp_sasl_auth_enable": "no"}
 
 
 def test_hub_additions_are_clean_on_every_release(postfix, tmp_path):
