@@ -1,4 +1,5 @@
-"""`mailagent run`, `status [--json]`, `keygen --key PATH`, `register`, `drain [--timeout S] [--json]`."""
+"""`mailagent run`, `status [--json]`, `keygen --key PATH`, `register`, `drain [--timeout S] [--json]`,
+`send-test --to ADDR`."""
 
 from __future__ import annotations
 
@@ -44,6 +45,18 @@ def register(subparsers) -> None:
                      help="Postfix config directory (postconf -c; default: postfix_config_dir)")
     cmd.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
     cmd.set_defaults(func=cmd_drain)
+
+    cmd = subparsers.add_parser("send-test", help="send a test mail through the local Postfix and "
+                                "follow it in the mail log to the smarthost's reply; exit 0 only "
+                                "when delivered")
+    cmd.add_argument("--to", required=True, metavar="ADDR", help="the recipient")
+    cmd.add_argument("--from", dest="sender", metavar="ADDR", help="the envelope and header "
+                     "sender (default: the relay's sender_address, else root@<host>)")
+    cmd.add_argument("--timeout", type=float, default=60, metavar="S",
+                     help="seconds to wait for the result (default 60)")
+    cmd.add_argument("--settings", type=Path)
+    cmd.add_argument("--json", action="store_true", help="the result as JSON on stdout")
+    cmd.set_defaults(func=cmd_send_test)
 
 
 def _settings(args):
@@ -171,3 +184,8 @@ def cmd_drain(args) -> int:
     else:
         print("\n".join(drain.format_result(result, settings)))
     return result.exit_code
+
+
+def cmd_send_test(args) -> int:
+    from mailagent.agent import send_test
+    return send_test.command(args)

@@ -24,7 +24,9 @@ _POSTFIX_PROG = re.compile(r"^postfix[^/\s]*(?:/[^/\s]+)+$")
 _STATUS = re.compile(r"\bstatus=(sent|deferred|bounced|expired)\b")
 _RELAY = re.compile(r"\brelay=([^,\s]+)")
 _REJECT = re.compile(r"^(?:NOQUEUE|[0-9A-Za-z]+): (?:milter-)?reject:")
-_TLS = re.compile(r"^(?:Trusted|Verified|Untrusted|Anonymous) TLS connection established to (\S+?):? ")
+# The client's TLS summary; "reused" when a cached connection (tlsproxy) carries the next message.
+TLS_SUMMARY = re.compile(r"^(?P<trust>Trusted|Verified|Untrusted|Anonymous) TLS connection "
+                         r"(?:established|reused) to (?P<peer>\S+?):? (?P<detail>.*)$")
 _CLIENTS = frozenset({"smtp", "lmtp"})
 TLS_MEMORY = 4096
 
@@ -77,8 +79,8 @@ class DeliveryCounter:
     def add(self, record: LogRecord) -> None:
         """Count one record."""
         msg, daemon = record.message, record.daemon
-        if daemon in _CLIENTS and (tls := _TLS.match(msg)):
-            self._remember_tls(record.pid, tls.group(1))
+        if daemon in _CLIENTS and (tls := TLS_SUMMARY.match(msg)):
+            self._remember_tls(record.pid, tls["peer"])
         elif status := _STATUS.search(msg):
             self._status(record, status.group(1))
         elif _REJECT.match(msg):

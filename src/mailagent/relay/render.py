@@ -130,6 +130,7 @@ def relay_settings(profile: RelayProfile, target: Target) -> str:
         "tls_verify": profile.tls_verify,
         "ca_file": ca_file(profile, target) if profile.tls_verify != "encrypt" else None,
         "username": profile.username,
+        "sender_address": profile.sender_address,  # send-test's default sender
         "relayhost": destination(profile.host, profile.port),
         "hints": profile.preset.hints,
         "drain": drain_settings(profile, target),
