@@ -74,14 +74,16 @@ class DelayProxy:
             tasks += [self._keep(asyncio.create_task(step)) for step in (
                 self._write(to_server, server_w), self._read(server_r, to_client),
                 self._write(to_client, client_w))]
-            await asyncio.gather(*tasks)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         except OSError:
-            pass  # one side reset or refused: both are closed below
+            pass  # the server refused: the client is closed below
         except asyncio.CancelledError:
             pass  # the proxy is stopping: asyncio.run cancels what is still open
         finally:
             for task in tasks:
                 task.cancel()
+                if task.done() and not task.cancelled():
+                    task.exception()  # a reset on one side ends both; nothing to report
             for writer in (client_w, server_w):
                 if writer:
                     writer.close()

@@ -85,16 +85,29 @@ class Config:
         self.hold_port, self.smtpd_port = hold_port, smtpd_port
 
 
-def start_config(label: str, work: Path, info: dict, sink_port: int, rtt_ms: float) -> Config:
-    proxy = ProxyProcess(sink_port, rtt_ms)
+def start_config(label: str, work: Path, info: dict, sink_port: int, args) -> Config:
+    proxy = ProxyProcess(sink_port, args.rtt_ms)
     smarthost = configs.Smarthost(info["hostname"], proxy.port, info["username"], info["password"],
                                   Path(info["ca_cert"]).read_text())
     root = work / label
-    main_cf, files = configs.ours(smarthost) if label == "ours" else configs.baseline(smarthost, root / "etc")
+    main_cf, files = (configs.ours(smarthost, **args.profile) if label == "ours"
+                      else configs.baseline(smarthost, root / "etc"))
     hold_port, smtpd_port = free_port(), free_port()
     pf = configs.instance(root, label, main_cf, files, smtpd_port, hold_port,
                           hosts=f"127.0.0.1 localhost {info['hostname']}\n")
     return Config(label, sink_port, proxy, pf, hold_port, smtpd_port)
+
+
+SHOWN = ("smtp_destination_concurrency_limit", "smtp_initial_destination_concurrency",
+         "smtp_tls_connection_reuse", "smtp_connection_cache_on_demand", "smtp_destination_rate_delay",
+         "smtp_tls_session_cache_database", "smtp_tls_security_level")
+
+
+def settings(config: Config) -> str:
+    """The settings the two configurations differ in, as this Postfix reads them."""
+    out = subprocess.run(["postconf", "-c", str(config.pf.etc), *SHOWN], capture_output=True, text=True,
+                         check=True).stdout
+    return "; ".join(line.strip() for line in out.splitlines())
 
 
 def wait_held(config: Config, count: int, timeout: float = 300) -> None:
@@ -210,6 +223,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--latency-messages", type=int, default=200, help="submissions per way in")
     parser.add_argument("--stall", type=float, default=120.0,
                         help="give up on a batch after this many seconds without an arrival")
+    parser.add_argument("--profile", type=json.loads, default={}, metavar="JSON",
+                        help="relay profile fields for ours, e.g. '{\"concurrency\": 40}'")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (configs, logs)")
     args = parser.parse_args(argv)
     if min(args.messages, args.runs, args.latency_messages) < 1 or args.rtt_ms < 0:
@@ -228,7 +243,9 @@ def main(argv=None) -> int:
         sdir = store.sink_dir(lab)
         logs = {"mail": SinkLog(sdir / store.MAIL_LOG), "connections": SinkLog(sdir / store.CONN_LOG)}
         for label, port in zip(("ours", "baseline"), info["ports"]["starttls"]):
-            running.append(start_config(label, work, info, port, args.rtt_ms))
+            running.append(start_config(label, work, info, port, args))
+        for config in running:
+            say(f"{config.label}: {settings(config)}")
         say(f"sink on 127.0.0.1:{info['ports']['starttls']}, proxies (RTT {args.rtt_ms:g} ms) on "
             f"{[c.proxy.port for c in running]}; instances under {work}")
         results = throughput(running, logs, args)
