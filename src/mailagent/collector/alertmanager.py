@@ -153,6 +153,8 @@ class AlertmanagerSender:
             resolved, firing = dict(self._resolved), list(self._firing.values())
         # Resolved first: a new alert for the same host and kind must win over its old one.
         body = [postable(c, self.settings.external_url) for c in [*resolved.values(), *firing]]
+        if not body:
+            return True
         try:
             self._send(body)
         except (httpx.HTTPError, CredentialError, OSError) as exc:
