@@ -72,7 +72,8 @@ class NsdServer:
                                                     + SOA.format(zone=zone) + body)
             config += f'zone:\n  name: "{zone}"\n  zonefile: "{self.root}/{zone}.zone"\n'
         (self.root / "nsd.conf").write_text(config)
-        checked = subprocess.run(["nsd-checkconf", str(self.root / "nsd.conf")], capture_output=True, text=True)
+        checked = subprocess.run(["nsd-checkconf", str(self.root / "nsd.conf")], capture_output=True,
+                                 text=True)
         assert checked.returncode == 0, checked.stderr
         self.process = subprocess.Popen([NSD, "-d", "-c", str(self.root / "nsd.conf")],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -30,7 +30,8 @@ def test_a_ready_domain_is_ok_everywhere(resolver):
         "dmarc": ["ok"], "alignment": ["ok"], "mx": ["ok"]}
     assert "1 of 10 DNS lookups, 0 of 2 void" in found["spf-lookups"][0][1]
     # DKIM followed through the CNAME into the provider's zone.
-    assert "s1._domainkey.good.example.test -> s1.domainkey.u1.wl1.sendgrid.net: 2048-bit" in found["dkim"][0][1]
+    chain = "s1._domainkey.good.example.test -> s1.domainkey.u1.wl1.sendgrid.net: 2048-bit"
+    assert chain in found["dkim"][0][1]
     assert "p=reject" in found["dmarc"][0][1]
 
 

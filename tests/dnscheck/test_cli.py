@@ -81,6 +81,7 @@ relays = [
 
 def test_inventory_that_cannot_load_exits_2(tmp_path):
     inventory = tmp_path / "broken.py"
-    inventory.write_text("import os\nrelays = [('web1', {'relay': {'provider': os.environ['NOPE_UNSET']}})]\n")
+    inventory.write_text("import os\n"
+                         "relays = [('web1', {'relay': {'provider': os.environ['NOPE_UNSET']}})]\n")
     done = mailagent("--inventory", str(inventory))
     assert done.returncode == 2 and "cannot load the inventory" in done.stderr and "NOPE_UNSET" in done.stderr

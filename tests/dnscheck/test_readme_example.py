@@ -25,7 +25,8 @@ def test_readme_example_output_is_what_the_command_prints(tmp_path):
     block = re.search(r"^```\n\$ \.venv/bin/(mailagent dns-check [^\n]+)\n(.*?)^```", SECTION, re.M | re.S)
     command, shown = block.group(1).split(), block.group(2)
     with NsdServer(tmp_path, README_ZONES) as server:
-        done = subprocess.run([sys.executable, "-m", "mailagent", *command[1:], "--nameserver", server.nameserver],
+        done = subprocess.run([sys.executable, "-m", "mailagent", *command[1:],
+                               "--nameserver", server.nameserver],
                               capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 1, done.stderr  # the example has a failing finding
     assert done.stdout == shown

@@ -66,7 +66,7 @@ badspf          IN TXT "v=spf1 include:sendgrid.net ip4:300.1.1.1 -all"
 
 deep            IN TXT "v=spf1 include:l1.chain.example.test include:sendgrid.net -all"
 {_include_chain(10)}
-voids           IN TXT "v=spf1 a:gone1.example.test a:gone2.example.test mx:gone3.example.test include:sendgrid.net -all"
+voids           IN TXT "v=spf1 a:gone1.example.test a:gone2.example.test mx:gone3.example.test" " include:sendgrid.net -all"
 
 nosend          IN TXT "v=spf1 ip4:192.0.2.0/24 mx -all"
 nosend          IN MX 10 mx.good

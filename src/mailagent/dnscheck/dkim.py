@@ -51,7 +51,8 @@ def parse(text: str) -> Key:
         return Key(kind, problem="p= is not base64")
     if kind == "ed25519":
         ok = len(raw) == ED25519_BYTES
-        return Key(kind, 256 if ok else None, problem=None if ok else f"{len(raw)}-byte ed25519 key (must be 32)")
+        problem = None if ok else f"{len(raw)}-byte ed25519 key (must be 32)"
+        return Key(kind, 256 if ok else None, problem=problem)
     if kind != "rsa":
         return Key(kind, problem=f"k={kind} is not a key type verifiers know (rsa, ed25519)")
     return _rsa(raw)

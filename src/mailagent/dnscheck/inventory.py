@@ -54,7 +54,8 @@ def load(path: Path) -> tuple[list[HostEntry], dict[str, DnsSettings]]:
             inventory = make_inventory(str(path))
     except Exception as exc:  # the inventory is user code: any error is a bad inventory
         cause = getattr(exc, "exception", exc)  # pyinfra wraps the inventory's own exception
-        raise InventoryError([f"{path}: cannot load the inventory: {type(cause).__name__}: {cause}"]) from None
+        problem = f"{path}: cannot load the inventory: {type(cause).__name__}: {cause}"
+        raise InventoryError([problem]) from None
     return entries_of(inventory)
 
 

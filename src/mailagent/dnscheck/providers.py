@@ -53,9 +53,11 @@ DKIM_PUBLISH = {
     "sendgrid": '{selector}._domainkey.{domain}. CNAME {selector}.domainkey.<id>.wl<n>.sendgrid.net. '
                 '(from SendGrid\'s domain authentication page)',
     "mandrill": "{selector}._domainkey.{domain}. CNAME dkim{n}.mandrillapp.com.",
-    "office365": "{selector}._domainkey.{domain}. CNAME {selector}-{dashed}._domainkey.<tenant>.onmicrosoft.com.",
+    "office365": "{selector}._domainkey.{domain}. CNAME "
+                 "{selector}-{dashed}._domainkey.<tenant>.onmicrosoft.com.",
     "office365_connector": "{selector}._domainkey.{domain}. CNAME "
                            "{selector}-{dashed}._domainkey.<tenant>.onmicrosoft.com.",
     "ses": "{selector}._domainkey.{domain}. CNAME {selector}.dkim.amazonses.com.",
 }
-DKIM_PUBLISH_DEFAULT = '{selector}._domainkey.{domain}. TXT "v=DKIM1; k=rsa; p=<the public key {title} shows>"'
+DKIM_PUBLISH_DEFAULT = ('{selector}._domainkey.{domain}. TXT '
+                        '"v=DKIM1; k=rsa; p=<the public key {title} shows>"')
