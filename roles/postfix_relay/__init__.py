@@ -22,6 +22,7 @@ from mailagent.relay.render import (
     ca_file, render,
 )
 from mailagent.relay.render_routes import MASTER_CF_ROUTES, ROUTE_MAPS
+from mailagent.relay.render_routes import ca_file as route_ca_file
 from roles.platform import platform_of
 from roles.postfix_relay.drained import keep_refusing, stays_drained
 from roles.postfix_relay.facts import HasIPv6, MapIndexFresh, PostconfValues
@@ -245,12 +246,23 @@ def activate(main_cf, config_changed, restart: bool) -> None:
 
 
 def verify(profile, target: Target) -> None:
-    arguments = ["--host", profile.host, "--port", str(profile.port), "--tls", profile.tls,
-                 "--verify", profile.tls_verify,
-                 "--hints-json", json.dumps(profile.preset.hints, sort_keys=True)]
-    if profile.tls_verify != "encrypt":
-        arguments += ["--ca-file", ca_file(profile, target)]
-    if profile.username:
+    """The main relay's smarthost, then each sender route's with that route's own login."""
+    _check(profile, ca_file(profile, target),
+           f"Check the smarthost {profile.host}:{profile.port} (EHLO, TLS, AUTH)")
+    for index, route in enumerate(profile.sender_routes):
+        relay = route.relay
+        _check(relay, route_ca_file(index, relay, target),
+               f"Check sender route {index}'s smarthost {relay.host}:{relay.port} (EHLO, TLS, AUTH)",
+               sasl_key=route.senders[0])
+
+
+def _check(relay, ca: str, name: str, sasl_key: str | None = None) -> None:
+    arguments = ["--host", relay.host, "--port", str(relay.port), "--tls", relay.tls,
+                 "--verify", relay.tls_verify,
+                 "--hints-json", json.dumps(relay.preset.hints, sort_keys=True)]
+    if relay.tls_verify != "encrypt":
+        arguments += ["--ca-file", ca]
+    if relay.username:
         arguments += ["--sasl-map", "/etc/postfix/sasl_passwd"]
-    relay_accepts(name=f"Check the smarthost {profile.host}:{profile.port} (EHLO, TLS, AUTH)",
-                  script=CHECK_SCRIPT, arguments=arguments)
+        arguments += ["--sasl-key", sasl_key] if sasl_key else []
+    relay_accepts(name=name, script=CHECK_SCRIPT, arguments=arguments)

@@ -93,3 +93,16 @@ def test_credentials_come_from_the_sasl_map(smarthost, tmp_path, capsys):
     assert info["password"] not in capsys.readouterr().out
     assert main(["--host", "127.0.0.1", "--port", "1", "--tls", "starttls", "--sasl-map",
                  str(sasl)]) == 2
+
+
+def test_a_sender_route_s_login_is_found_by_its_sender_key(smarthost, tmp_path, capsys):
+    lab, info = smarthost
+    port = info["ports"]["starttls"][0]
+    sasl = tmp_path / "sasl_passwd"
+    sasl.write_text(f"[127.0.0.1]:{port} nobody:wrong\n@a.example {info['username']}:{info['password']}\n")
+    code = main(["--host", "127.0.0.1", "--port", str(port), "--tls", "starttls", "--ca-file",
+                 info["ca_cert"], "--sasl-map", str(sasl), "--sasl-key", "@a.example"])
+    assert code == 0 and info["password"] not in capsys.readouterr().out
+    assert main(["--host", "127.0.0.1", "--port", str(port), "--tls", "starttls", "--sasl-map",
+                 str(sasl), "--sasl-key", "@b.example"]) == 2
+    assert "no credentials for @b.example in" in capsys.readouterr().err

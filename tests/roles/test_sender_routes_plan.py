@@ -31,6 +31,12 @@ def test_routes_are_indexed_and_their_transports_written(run_deploy, uploads):
         "@a.example [smtp.a.example]:2587\nalerts@b.example [smtp.b.example]:2465\n")
     assert uploads[("@fake/web1", "/etc/postfix/route1-ca.pem")] == CA
     assert "smtp_sender_dependent_authentication = yes" in uploads[("@fake/web1", "/etc/postfix/main.cf")]
+    assert "--sasl-key @a.example" in text and "--sasl-key alerts@b.example" in text
+    assert "--ca-file /etc/postfix/route1-ca.pem" in text
+    checks = [name for name in plan.names() if "smarthost" in name]
+    assert checks == ["Postfix relay | Check the smarthost smtp.main.example:2525 (EHLO, TLS, AUTH)",
+                      "Postfix relay | Check sender route 0's smarthost smtp.a.example:2587 (EHLO, TLS, AUTH)",
+                      "Postfix relay | Check sender route 1's smarthost smtp.b.example:2465 (EHLO, TLS, AUTH)"]
 
 
 def test_route_passwords_never_in_a_command_or_a_public_upload(run_deploy, uploads):

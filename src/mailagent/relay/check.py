@@ -210,15 +210,18 @@ def main(argv=None) -> int:
     parser.add_argument("--verify", choices=("encrypt", "verify", "secure"), default="verify")
     parser.add_argument("--ca-file")
     parser.add_argument("--sasl-map", help="sasl_passwd source map holding the credentials")
+    parser.add_argument("--sasl-key", help="their key in the map (default: [host]:port; a sender "
+                        "route's: its first sender, @example.com)")
     parser.add_argument("--timeout", type=float, default=15.0)
     parser.add_argument("--hints-json", default="{}", help="provider-specific hints by reply")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     credentials = None
     if args.sasl_map:
-        credentials = read_credentials(args.sasl_map, f"[{args.host}]:{args.port}")
+        key = args.sasl_key or f"[{args.host}]:{args.port}"
+        credentials = read_credentials(args.sasl_map, key)
         if credentials is None:
-            print(f"no credentials for [{args.host}]:{args.port} in {args.sasl_map}", file=sys.stderr)
+            print(f"no credentials for {key} in {args.sasl_map}", file=sys.stderr)
             return 2
     user, password = credentials or (None, None)
     result = check_relay(args.host, args.port, args.tls, user, password, args.ca_file,

@@ -57,9 +57,13 @@ def master_entry(index: int, relay: RelayProfile, target: Target) -> str:
              f"  -o smtp_tls_wrappermode={'yes' if relay.tls == 'implicit' else 'no'}",
              f"  -o smtp_tls_security_level={level}"]
     if level in ("verify", "secure"):
-        ca = f"/etc/postfix/{ca_name(index)}" if relay.ca_pem else relay.ca_file or target.ca_bundle
-        lines.append(f"  -o smtp_tls_CAfile={ca}")
+        lines.append(f"  -o smtp_tls_CAfile={ca_file(index, relay, target)}")
     return "\n".join(lines) + "\n"
+
+
+def ca_file(index: int, relay: RelayProfile, target: Target) -> str:
+    """The CA file a route's certificate is checked against (its `ca_pem`, `ca_file` or the system's)."""
+    return f"/etc/postfix/{ca_name(index)}" if relay.ca_pem else relay.ca_file or target.ca_bundle
 
 
 def sasl_entries(profile: RelayProfile) -> dict[str, str]:
