@@ -128,7 +128,8 @@ class AlertmanagerSender:
         """One last post of what is queued (bounded by `grace`), then end the thread."""
         self._stopping.set()
         self._wake.set()
-        self._thread.join(grace)
+        if self._thread.ident is not None:
+            self._thread.join(grace)
         if self.pending():
             log.error("%d resolved alert(s) not delivered to Alertmanager at %s; it resolves "
                       "them itself after its resolve_timeout", self.pending(), self.url)
