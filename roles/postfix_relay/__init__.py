@@ -70,18 +70,18 @@ def check_smarthost():
         verify(profile, gather_target())
 
 
-def preset_warning(profile, host_name: str) -> str | None:
-    """What the deploy says for a host whose preset is going away, e.g. "web1: relay.provider
-    office365: Microsoft turns off password (Basic) authentication ..."; None for the others."""
-    if not profile.preset.warning:
-        return None
-    return f"{host_name}: relay.provider {profile.provider}: {profile.preset.warning}"
+def preset_warnings(profile, host_name: str) -> list[str]:
+    """What the deploy says for each smarthost of a host whose preset is going away, e.g.
+    ["web1: relay.provider office365: Microsoft turns off password (Basic) authentication ..."]."""
+    relays = [("relay", profile)] + [(f"relay.sender_routes[{index}]", route.relay)
+                                     for index, route in enumerate(profile.sender_routes)]
+    return [f"{host_name}: {where}.provider {relay.provider}: {relay.preset.warning}"
+            for where, relay in relays if relay.preset.warning]
 
 
 def warn_about_preset(profile) -> None:
     """A warning, not a failure: the preset still works until the provider turns it off."""
-    message = preset_warning(profile, host.name)
-    if message:
+    for message in preset_warnings(profile, host.name):
         logger.warning(message)
 
 

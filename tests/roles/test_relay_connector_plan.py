@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from roles.postfix_relay import postfix_relay, preset_warning
+from roles.postfix_relay import postfix_relay, preset_warnings
 from roles.postfix_relay.validate import parse_profile
 from tests.relay.certs import client_pair
 from tests.roles.conftest import fake_host
@@ -35,12 +35,16 @@ def test_office365_hosts_get_a_warning_naming_them_and_the_deploy_goes_on(run_de
     assert "systemctl" in plan.text("m365")  # a warning, not a failure
 
 
-def test_the_warning_comes_from_the_preset_data():
-    assert preset_warning(parse_profile(OFFICE365), "web1").startswith(
-        "web1: relay.provider office365: Microsoft turns off")
-    assert "OAuth" in preset_warning(parse_profile(
+def test_the_warning_comes_from_the_preset_data_for_every_smarthost():
+    [warning] = preset_warnings(parse_profile(OFFICE365), "web1")
+    assert warning.startswith("web1: relay.provider office365: Microsoft turns off")
+    [warning] = preset_warnings(parse_profile(
         {"provider": "outlook", "username": "me@outlook.com", "password": "pw"}), "web2")
-    assert preset_warning(parse_profile(CONNECTOR), "web3") is None
+    assert "OAuth" in warning
+    assert preset_warnings(parse_profile(CONNECTOR), "web3") == []
+    routed = dict(CONNECTOR, sender_routes=[{"senders": ["billing.example.com"], **OFFICE365}])
+    [warning] = preset_warnings(parse_profile(routed), "web4")
+    assert warning.startswith("web4: relay.sender_routes[0].provider office365: Microsoft")
 
 
 def test_connector_uploads_the_certificate_and_the_key_only_privately(run_deploy, uploads):
