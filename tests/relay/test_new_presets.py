@@ -142,7 +142,8 @@ def test_basic_auth_retirement_reply_gets_the_office365_hint():
     reply = "5.7.30 Basic authentication is not supported for Client Submission."
     hint = hint_for(550, reply, 587, get_provider("office365").hints)
     assert "office365_connector" in hint and "OAuth" in hint
-    assert hint_for(550, reply, 587) == ""  # the preset's hint, not a generic one
+    assert hint == get_provider("office365").hints["550 5.7.30"]  # the preset's own wins
+    assert "office365_connector" in hint_for(550, reply, 587)  # a custom host gets it too
     assert "office365_connector" in get_provider("office365").warning
 
 

@@ -22,6 +22,8 @@ import time
 HINTS = (
     ("534 5.7.9", "Gmail wants an App Password (turn on 2-Step Verification, then make one)"),
     ("5.7.139", "Office 365 has SMTP AUTH turned off for this tenant or mailbox; enable it"),
+    ("5.7.30", "Microsoft 365 no longer takes a password (Basic auth) for SMTP AUTH: use provider "
+     "office365_connector, an OAuth-capable path or another provider"),
     ("535", "wrong credentials: the smarthost refused the user name or password"),
     ("530 5.7.0", "the smarthost wants STARTTLS or authentication before this command"),
     ("554 5.7.1", "relay access denied: the smarthost does not accept mail from this sender/host"),
