@@ -95,8 +95,8 @@ def test_a_message_not_in_the_log_times_out_saying_so(fixtures):
 class Fed:
     """A log source whose lines appear as the submitted message makes its way."""
 
-    def __init__(self, lines_for):
-        self.lines_for, self.pending, self.reads = lines_for, [], 0
+    def __init__(self):
+        self.pending, self.reads = [], 0
 
     def read(self):
         self.reads += 1
@@ -118,7 +118,7 @@ def test_run_follows_to_the_status_line():
                           f"Dec  1 11:00:01 h postfix/qmgr[2]: ABC123: from=<{sender}>, size=1, nrcpt=1 (queue active)"]
         submitted.append((sender, to, mid))
 
-    source, submitted = Fed(None), []
+    source, submitted = Fed(), []
     found = send_test.run(source, submit, "a@h.example", "b@example.net", "h.example", 5, RELAY,
                           sleep=lambda s: source.pending.append(
                               "Dec  1 11:00:02 h postfix/smtp[3]: ABC123: to=<b@example.net>, "
@@ -134,7 +134,7 @@ def test_run_times_out_with_the_last_line_seen():
     def submit(sender, to, text):
         source.pending = [f"Dec  1 11:00:01 h postfix/cleanup[1]: Q1: message-id={message_id_of(text)}"]
 
-    source = Fed(None)
+    source = Fed()
     found = send_test.run(source, submit, "a@h", "b@example.net", "h", 25, RELAY,
                           clock=lambda: next(ticks), sleep=lambda s: None)
     assert (found["result"], found["queue_id"]) == ("timeout", "Q1")

@@ -21,14 +21,21 @@ logins only, so `auth_user` is the login the relay deploy configured, not a logg
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate, make_msgid
 
+from mailagent.agent.checks.log_stats import make_source
 from mailagent.agent.maillog import TLS_SUMMARY, LogRecord
 from mailagent.agent.reasons import classify
+from mailagent.agent.runner import CommandFailed
+from mailagent.agent.settings import SettingsError, load_settings
+from mailagent.agent.statefile import read_json
 from mailagent.relay.check import hint_for
 
 ADDRESS = re.compile(r"^[^@\s<>,;\"']+@[A-Za-z0-9.-]+$")
@@ -219,14 +226,6 @@ def usage_problems(args) -> list[str]:
 
 def command(args) -> int:
     """`mailagent send-test`: exit 0 delivered, 1 anything else, 2 bad usage or settings."""
-    import json
-    import sys
-    import tempfile
-
-    from mailagent.agent.checks.log_stats import make_source
-    from mailagent.agent.runner import CommandFailed
-    from mailagent.agent.settings import SettingsError, load_settings
-    from mailagent.agent.statefile import read_json
     problems = usage_problems(args)
     try:
         settings = load_settings(args.settings)
