@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from pyinfra.api import DeployError
 
 from mailagent.collector.settings import CollectorSettings
+from mailagent.settings_loader import problem_lines
 
 ETC = "/etc/mailagent-collector"
 TLS_CERT, TLS_KEY = f"{ETC}/tls/cert.pem", f"{ETC}/tls/key.pem"
@@ -76,7 +77,6 @@ def settings_for(host) -> tuple[CollectorSettings, TlsSource | None]:
     try:
         return CollectorSettings.model_validate(data), tls
     except ValidationError as exc:
-        problems = [f"{host.name}: collector_server.{'.'.join(map(str, e['loc'])) or 'settings'}: "
-                    f"{e['msg']}" for e in exc.errors()]
+        problems = [f"{host.name}: {line}" for line in problem_lines(exc, "collector_server")]
         raise DeployError("invalid collector settings, nothing was changed:\n"
                           + "\n".join(problems)) from None

@@ -18,6 +18,7 @@ from pyinfra.api import DeployError
 
 from mailagent.agent.settings import AgentSettings
 from mailagent.names import is_host_name
+from mailagent.settings_loader import problem_lines
 
 COLLECTOR_CA_PATH = "/etc/mailagent/collector-ca.pem"
 
@@ -75,5 +76,5 @@ def settings_for(host, fallback_hostname, role: str = "relay", drain: dict | Non
     try:
         return AgentSettings.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{host.name}: mailagent.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        problems = [f"{host.name}: {line}" for line in problem_lines(exc, "mailagent")]
         raise DeployError("invalid mailagent settings, nothing was changed:\n" + "\n".join(problems)) from None

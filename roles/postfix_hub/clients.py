@@ -8,6 +8,7 @@ from pyinfra.api import DeployError
 from mailagent.hub import credentials
 from mailagent.hub.settings import HubClient, HubSettings
 from mailagent.relay.profile import RelayProfile
+from mailagent.settings_loader import problem_lines
 from roles.postfix_relay.validate import profile_for, wants_relay
 
 
@@ -17,8 +18,7 @@ def hub_settings(host) -> HubSettings:
     try:
         settings = HubSettings.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{host.name}: hub_server.{'.'.join(map(str, e['loc'])) or '(all)'}: {e['msg']}"
-                 for e in exc.errors()]
+        lines = [f"{host.name}: {line}" for line in problem_lines(exc, "hub_server")]
         raise DeployError("invalid hub settings, nothing was changed:\n" + "\n".join(lines)) from None
     return settings if settings.names or settings.cert else settings.model_copy(update={"names": [host.name]})
 

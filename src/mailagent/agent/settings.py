@@ -9,7 +9,8 @@ Only variables whose name is a field of AgentSettings are settings: the rest of 
 family (MAILAGENT_REGISTRATION_TOKEN, MAILAGENT_LAB_DIR, the collector's MAILAGENT_COLLECTOR_*)
 belongs to other commands and is ignored here.
 
-`load_settings` raises SettingsError with one line per problem, naming the field.
+`load_settings` (mailagent.settings_loader, the collector's loader too) raises SettingsError with
+one line per problem, naming the field.
 """
 
 from __future__ import annotations
@@ -19,30 +20,20 @@ import json
 import os
 import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mailagent import settings_loader
 from mailagent.names import HostName
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10 (Ubuntu 22.04): the same parser, as a package
-    import tomli as tomllib
+from mailagent.settings_loader import SettingsError  # noqa: F401 (the CLIs catch it from here)
 
 DEFAULT_PATH = Path("/etc/mailagent/agent.toml")
 # Postfix's "[host]:port" next-hop form (brackets: no MX lookup); IPv6 as [ipv6:2001:db8::1].
 _NEXTHOP = re.compile(r"^\[(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|ipv6:[0-9A-Fa-f:.]+)\]:(\d{1,5})$")
 ENV_PREFIX = "MAILAGENT_"
-
-
-class SettingsError(Exception):
-    """Bad settings; `problems` holds one readable line per problem."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class AgentSettings(BaseModel):
@@ -53,7 +44,7 @@ class AgentSettings(BaseModel):
     host: HostName = Field(
         default_factory=socket.getfqdn,
         description="Name this host reports as; must match the name registered with the collector. "
-        "Default: the host's FQDN.")
+        "Default: the host's FQDN.", json_schema_extra={"default_shown": "host FQDN"})
     collector_url: str | None = Field(
         default=None, description="Base URL of the collector (https://collector.example:8443); reports "
         "go to {collector_url}/api/v1/reports. None: only local metrics and status, nothing sent.")
@@ -185,51 +176,11 @@ class AgentSettings(BaseModel):
         return [name for name, spec in CHECKS.items() if self.checks.get(name, spec.default_enabled)]
 
 
-def env_overrides(environ: dict[str, str]) -> dict:
-    """MAILAGENT_X=... → {"x": ...} when `x` is a field; nested with `__`. Scalars stay strings
-    (the model converts "30" and "false" itself, and a host named "123" stays a name); lists and
-    tables are JSON. Other MAILAGENT_ variables are not settings and are left out."""
-    data: dict = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        keys = name[len(ENV_PREFIX):].lower().split("__")
-        if keys[0] not in AgentSettings.model_fields:
-            continue
-        value = raw
-        if raw.lstrip().startswith(("[", "{")):
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                pass  # left as text: the model names the field when it does not fit
-        target = data
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-        target[keys[-1]] = value
-    return data
-
-
-def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> AgentSettings:
-    """Read the TOML file (missing file: defaults) and apply environment overrides."""
-    environ = dict(os.environ if environ is None else environ)
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> AgentSettings:
+    """Read the TOML file (missing file: defaults), then the MAILAGENT_ variables over it."""
+    environ = os.environ if environ is None else environ
     path = Path(path or environ.get(ENV_PREFIX + "SETTINGS", DEFAULT_PATH))
-    data: dict = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise SettingsError([f"{path}: {exc}"]) from None
-    for key, value in env_overrides(environ).items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
-    try:
-        return AgentSettings.model_validate(data)
-    except ValidationError as exc:
-        raise SettingsError([_problem(err) for err in exc.errors()]) from None
-
-
-def _problem(err: dict) -> str:
-    field = ".".join(str(p) for p in err["loc"]) or "(settings)"
-    return f"{field}: {err['msg']}"
+    return settings_loader.load(AgentSettings, path, environ, prefix=ENV_PREFIX)
 
 
 def to_toml(settings: AgentSettings) -> str:

@@ -3,22 +3,22 @@
 Precedence (highest first): command-line flags, environment, TOML file, defaults. The file is
 `--config FILE` or, failing that, ``MAILAGENT_COLLECTOR_CONFIG``. Nested fields are reached
 from the environment with a double underscore, e.g.
-``MAILAGENT_COLLECTOR_ALERTS__DEFERRED_THRESHOLD=500``; lists are given as JSON.
+``MAILAGENT_COLLECTOR_ALERTS__DEFERRED_THRESHOLD=500``; lists are given as JSON. Variables that
+name no field are not settings (mailagent.settings_loader, the agent's loader too).
 """
 
 from __future__ import annotations
 
 import json
 import os
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from mailagent import settings_loader
+from mailagent.settings_loader import SettingsError  # noqa: F401 (the CLIs catch it from here)
 
 ENV_PREFIX = "MAILAGENT_COLLECTOR_"
 # Not a field: the TOML file to read when no --config is given (handy in systemd units).
@@ -244,70 +244,13 @@ class CollectorSettings(_Model):
         return host.strip("[]") or "127.0.0.1", int(port)
 
 
-class SettingsError(Exception):
-    """Bad settings; `problems` holds one readable line per problem, naming the field."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """MAILAGENT_COLLECTOR_A__B=v as {"a": {"b": "v"}}; lists are given as JSON."""
-    tree: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == ENV_CONFIG:
-            continue
-        path = key[len(ENV_PREFIX):].lower().split("__")
-        node = tree
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = _maybe_json(value)
-    return tree
-
-
-def _maybe_json(value: str) -> Any:
-    if value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_settings(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+def load_settings(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None,
                   **overrides: Any) -> CollectorSettings:
-    """Build the settings from a TOML file, the environment and explicit overrides."""
-    environ = dict(os.environ if environ is None else environ)
+    """Build the settings from a TOML file, the environment and explicit overrides (flags)."""
+    environ = os.environ if environ is None else environ
     path = path if path is not None else environ.get(ENV_CONFIG)
-    data: dict[str, Any] = {}
-    if path:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise SettingsError([f"config: {path}: {exc}"]) from None
-    data = _merge(data, _env_overrides(environ))
-    data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
-    try:
-        return CollectorSettings.model_validate(data)
-    except ValidationError as exc:
-        raise SettingsError(validation_lines(exc)) from None
-
-
-def validation_lines(exc: ValidationError) -> list[str]:
-    """One line per problem: dotted field name, then what is wrong."""
-    return [f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()]
+    return settings_loader.load(CollectorSettings, Path(path) if path else None, environ,
+                                prefix=ENV_PREFIX, missing_ok=False, **overrides)
 
 
 def to_toml(settings: CollectorSettings) -> str:
