@@ -50,9 +50,10 @@ def test_unreadable_file_is_a_settings_problem(tmp_path):
 def test_settings_table_in_the_role_readme_matches_the_model():
     from pathlib import Path
 
-    from mailagent.collector import docs
+    from mailagent.control import settings_docs
     readme = Path(__file__).resolve().parents[2] / "roles" / "collector" / "README.md"
     text = readme.read_text()
-    assert docs.update(text) == text, "run: python -m mailagent.collector.docs roles/collector/README.md"
+    assert settings_docs.update(text, "roles/collector/README.md") == text, \
+        "run: python -m mailagent.control.settings_docs"
     for name in ("listen", "alerts.deferred_threshold", "notify.webhook_url", "retention.raw_days"):
         assert f"| `{name}` |" in text
