@@ -5,6 +5,9 @@
 Boots a fresh lab of 1 + N relay VMs in a temporary folder (the image is reused from the cache;
 the lab's sink and collector come up too), then measures: lab up; the first site deploy of one
 host; the idempotent re-deploy of that host; the first deploy of the other N hosts at once.
+Where the time goes: each deploy runs with `-v`, its output read line by line as it comes, so
+the time between lines is charged to the fact being loaded (planning) or the operation running
+(execution); the slowest of each are printed per deploy (one host: the others interleave).
 Stops the lab at the end, also on failure.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,12 +41,50 @@ def measure(figures: dict, name: str, action) -> None:
     print(f"{name:<42} {figures[name]:8.1f} s", flush=True)
 
 
-def pyinfra(*args: str) -> None:
-    command = [str(Path(sys.executable).with_name("pyinfra")), "-y", "inventories/lab.py",
+FACT = re.compile(r"Loaded fact (\S+)")
+OPERATION = re.compile(r"--> Starting (?:[a-z ,]+ )?operation: (.+)")
+ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def pyinfra(*args: str, profile: dict | None = None) -> None:
+    """One deploy; with `profile`, charge its time to facts and operations into it."""
+    command = [str(Path(sys.executable).with_name("pyinfra")), "-y", "-v", "inventories/lab.py",
                "deploy/site.py", *args]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"deploy failed:\n{result.stdout[-3000:]}{result.stderr[-2000:]}")
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    lines, last, running = [], time.monotonic(), None
+    for line in process.stdout:
+        now, line = time.monotonic(), ESCAPES.sub("", line)
+        lines.append(line)
+        if profile is not None:
+            running = _charge(profile, line, now - last, running)
+        last = now
+    if process.wait() != 0:
+        raise SystemExit("deploy failed:\n" + "".join(lines[-80:]))
+
+
+def _charge(profile: dict, line: str, seconds: float, running: str | None) -> str | None:
+    """Add `seconds` (the wait before `line`) to the fact the line reports or the running op."""
+    fact = FACT.search(line)
+    if fact:
+        key = f"fact {fact.group(1)}"
+        count, total = profile.get(key, (0, 0.0))
+        profile[key] = (count + 1, total + seconds)
+        return running
+    if running:
+        count, total = profile.get(running, (0, 0.0))
+        profile[running] = (count, total + seconds)
+    operation = OPERATION.search(line)
+    if operation:
+        running = f"op   {operation.group(1).strip()}"
+        profile.setdefault(running, (1, 0.0))
+    return running
+
+
+def print_profile(name: str, profile: dict, top: int = 10) -> None:
+    print(f"\nwhere the time goes: {name} (slowest {top}; facts summed over their calls)")
+    for key, (count, seconds) in sorted(profile.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"  {seconds:7.1f} s  {count:3d}x  {key}")
 
 
 def main() -> int:
@@ -54,16 +96,19 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="mailagent-bench-"))
     os.environ["MAILAGENT_LAB_DIR"] = str(folder)
     figures = {}
+    profiles = {"first deploy, 1 host": {}, "re-deploy, same host (no changes)": {}}
     try:
         measure(figures, f"lab up ({args.hosts + 1} VMs, cached image)",
                 lambda: vm.up(hosts=args.hosts + 1, lab_dir=folder, progress=lambda _m: None))
-        measure(figures, "first deploy, 1 host", lambda: pyinfra("--limit", "relay1"))
-        measure(figures, "re-deploy, same host (no changes)", lambda: pyinfra("--limit", "relay1"))
+        for name, profile in profiles.items():
+            measure(figures, name, lambda: pyinfra("--limit", "relay1", profile=profile))
         others = [f"relay{i}" for i in range(2, args.hosts + 2)]
         limits = [arg for name in others for arg in ("--limit", name)]
         measure(figures, f"first deploy, {len(others)} hosts at once", lambda: pyinfra(*limits))
     finally:
         vm.down(folder, progress=lambda _m: None)
+    for name, profile in profiles.items():
+        print_profile(name, profile)
     first = figures["first deploy, 1 host"]
     print(f"\n{'measure':<42} {'seconds':>8} {'vs first deploy of 1 host':>27}")
     for name, seconds in figures.items():
