@@ -12,8 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from delay_proxy import DelayProxy  # noqa: E402
 
-RTT = 0.2
-SLACK = 0.08  # scheduling on a busy 2-core machine; far below the delays checked
+RTT = 0.4
+SLACK = 0.15  # scheduling on a busy 2-core machine; below half the round trip, so a delay
+# applied twice (or not at all) still fails
 
 
 class Recorder:
