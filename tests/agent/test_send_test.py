@@ -13,13 +13,16 @@ from mailagent.agent.maillog import parse_syslog_line
 from mailagent.cli import main
 from mailagent.relay.check import HINTS
 
+AUTH = "<179612846573.2020.17881230123745140103.mailagent-send-test@relay1>"  # Debian 13 lab lines
+TEMP = "<179612847267.2007.15164335071851568002.mailagent-send-test@relay2>"
 RELAY = {"host": "smtp.example.com", "port": 2587, "username": "apikey", "hints": {}}
 
 
 def follow(fixtures, message_id: str) -> send_test.Trail:
     trail = send_test.Trail(message_id)
     for line in (fixtures / "send-test.log").read_text().splitlines():
-        trail.add(parse_syslog_line(line))
+        if (record := parse_syslog_line(line)) is not None:
+            trail.add(record)
     return trail
 
 
@@ -43,15 +46,17 @@ def test_delivered_with_the_smarthost_reply_and_the_tls_of_its_own_connection(fi
     assert (result["tls"]["trust"], result["tls"]["protocol"]) == ("Verified", "TLSv1.3")
     assert result["tls"]["cipher"] == "TLS_AES_256_GCM_SHA384"
     assert result["hint"] == "" and result["reason_class"] is None
-    # From cleanup's line on (pickup's comes before the Message-ID names the queue id).
-    assert [line.split("[")[0] for line in trail.lines] == ["postfix/cleanup", "postfix/qmgr", "postfix/smtp"]
+    # From cleanup's line on (pickup's comes before the Message-ID names the queue id); the TLS
+    # summary of the delivering process just before its status line.
+    assert [line.split(": ")[1][:8] for line in trail.lines] == [
+        "4B1C12A0", "4B1C12A0", "Verified", "4B1C12A0"]
     assert send_test.summary(result) == ("delivered: 250 2.0.0 Ok: queued as 7D2F1C0042 "
                                          "(Verified TLS TLSv1.3, AUTH apikey)")
 
 
 @pytest.mark.parametrize("message_id,result,code,reason_class,needle", [
-    ("<auth.2@relay1>", "deferred", 535, "auth_failed", "535"),                 # Postfix 3.10
-    ("<tempfail.3@relay1>", "deferred", 451, "throttled", "451"),              # Postfix 3.10
+    (AUTH, "deferred", 535, "auth_failed", "535"),                 # Postfix 3.10
+    (TEMP, "deferred", 451, "throttled", "451"),              # Postfix 3.10
     ("<bounced.5@web1.example.org>", "bounced", 550, "rejected", None),        # Postfix 3.7
 ])
 def test_deferred_and_bounced_with_code_and_the_check_relay_hint(fixtures, message_id, result, code,
@@ -63,10 +68,24 @@ def test_deferred_and_bounced_with_code_and_the_check_relay_hint(fixtures, messa
 
 
 def test_reply_of_the_sasl_failure_is_the_smarthosts_own_words(fixtures):
-    found = finish(follow(fixtures, "<auth.2@relay1>"))
+    found = finish(follow(fixtures, AUTH))
     assert found["reply"] == "535 5.7.8 Authentication credentials invalid"
-    assert found["tls"]["trust"] == "Trusted"
     assert "; hint: wrong credentials" in send_test.summary(found)
+
+
+def test_debian_13_lab_delivery_names_the_sinks_queue_id(fixtures):
+    found = finish(follow(fixtures, "<179612845932.2001.8782856024593921141.mailagent-send-test@relay1>"))
+    assert (found["result"], found["queue_id"], found["smarthost_queue_id"]) == (
+        "delivered", "155554873", "A06604F04F17")
+    assert found["relay"] == "sink.lab.mailagent.test[10.0.2.2]:2587"
+
+
+def test_a_reused_tls_connection_is_the_deliverys_tls(fixtures):
+    trail = follow(fixtures, "<7efe991e-ours-1.50@bench.lab.mailagent.test>")
+    found = finish(trail)
+    assert (found["result"], found["smarthost_queue_id"]) == ("delivered", "9EC5F5FD0E1A")
+    assert found["tls"]["line"].startswith("Verified TLS connection reused to sink.lab.mailagent.test")
+    assert "TLS connection reused" in trail.lines[-2]  # shown in the log, before the status line
 
 
 def test_suspended_destination_gets_the_connection_hint(fixtures):
@@ -82,7 +101,7 @@ def test_expired_is_bounced(fixtures):
 
 def test_provider_hints_from_relay_json_come_first(fixtures):
     relay = {**RELAY, "hints": {"535 5.7.8": "SendGrid: the API key is wrong or lacks Mail Send"}}
-    found = finish(follow(fixtures, "<auth.2@relay1>"), relay)
+    found = finish(follow(fixtures, AUTH), relay)
     assert found["hint"] == "SendGrid: the API key is wrong or lacks Mail Send"
 
 

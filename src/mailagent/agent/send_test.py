@@ -86,11 +86,17 @@ class Trail:
             self._seen(record, queued["rest"])
 
     def _seen(self, record: LogRecord, rest: str) -> None:
-        if len(self.lines) < MAX_LINES:
-            self.lines.append(f"{record.program}[{record.pid}]: {record.message}")
         status = _STATUS.search(rest)
+        tls = self._tls.get((record.program, record.pid)) if status else None
+        if tls:  # the connection it went over, logged by the same process just before
+            self._line(record, tls["line"])
+        self._line(record, record.message)
         if status is not None:
-            self.outcome = outcome(rest, status, self._tls.get((record.program, record.pid)))
+            self.outcome = outcome(rest, status, tls)
+
+    def _line(self, record: LogRecord, message: str) -> None:
+        if len(self.lines) < MAX_LINES:
+            self.lines.append(f"{record.program}[{record.pid}]: {message}")
 
 
 def outcome(rest: str, status: re.Match, tls: dict | None) -> dict:
