@@ -31,10 +31,12 @@ OWN = ("config_directory", "queue_directory", "data_directory", "maillog_file",
 
 def profile_for(info: dict, ca_file: str):
     ports = info["ports"]
-    common = {"host": "127.0.0.1", "tls_verify": "secure", "ca_file": ca_file}
+    # The routes trust the CA by their own ca_pem (a file per route), the main relay by ca_file.
+    common = {"host": "127.0.0.1", "tls_verify": "secure", "ca_pem": Path(ca_file).read_text()}
     return parse_profile({
-        "provider": "custom", **common, "port": ports["starttls"][0], "tls": "starttls",
-        "username": info["username"], "password": info["password"], "tls_connection_reuse": False,
+        "provider": "custom", **common, "ca_pem": None, "ca_file": ca_file, "port": ports["starttls"][0],
+        "tls": "starttls",
+        "username": info["username"], "password": info["password"],
         "extra_main_cf": {"smtp_tls_secure_cert_match": sink.DEFAULT_HOSTNAME},
         "sender_routes": [
             {"senders": ["a.test"], **common, "port": ports["starttls"][1], "tls": "starttls",
@@ -52,7 +54,11 @@ def install(instance: Postfix, files: dict[str, str]) -> None:
     settings |= {key: str(value) for key, value in instance.base().items() if key in OWN}
     (instance.etc / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
     services = SERVICES.format(listen=f"127.0.0.1:{instance.port}")
-    (instance.etc / "master.cf").write_text(services + local["master.cf.routes"])
+    # tlsproxy chrooted as Debian runs it (TLS connection reuse is on, as by default).
+    tlsproxy = local["master.cf.entries"]
+    (instance.etc / "master.cf").write_text(services + tlsproxy + local["master.cf.routes"])
+    for name in [n for n in local if n.endswith("-ca.pem")]:
+        (instance.etc / name).write_text(local[name])
     for name in ("sasl_passwd", "sender_relay", "sender_transport"):
         (instance.etc / name).write_text(local[name])
         subprocess.run(["postmap", "-c", str(instance.etc), str(instance.etc / name)], check=True,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from mailagent.relay.profile import RelayProfile
 from mailagent.relay.render import Target, _map, destination
+from mailagent.relay.render import ca_file as main_ca_file
 
 ROUTE_MAPS = ("sender_relay", "sender_transport")
 MASTER_CF_ROUTES = "master.cf.routes"
@@ -44,20 +45,29 @@ def route_files(profile: RelayProfile, target: Target) -> dict[str, str]:
             files[ca_name(index)] = route.relay.ca_pem.strip() + "\n"
     if not relays:
         return {}
-    entries = [master_entry(index, route.relay, target)
+    main_ca = main_ca_file(profile, target)
+    entries = [master_entry(index, route.relay, target, main_ca)
                for index, route in enumerate(profile.sender_routes)]
     return {"sender_relay": _map(relays), "sender_transport": _map(transports),
             MASTER_CF_ROUTES: "".join(entries), **files}
 
 
-def master_entry(index: int, relay: RelayProfile, target: Target) -> str:
-    """One route's smtp transport: its TLS mode and verification (the rest as the main relay)."""
+def master_entry(index: int, relay: RelayProfile, target: Target, main_ca: str) -> str:
+    """One route's smtp transport: its TLS mode and verification (the rest as the main relay).
+
+    A route that trusts another CA file than the main relay makes its own TLS connections:
+    tlsproxy (connection reuse) runs chrooted and has only the main relay's CA file, read before
+    its chroot, so it cannot open the route's (its handshake would fail and the mail stay queued).
+    """
     level = relay.tls_verify if relay.tls != "none" else "none"
     lines = [f"{transport(index)}  unix  -       -       -       -       -       smtp",
              f"  -o smtp_tls_wrappermode={'yes' if relay.tls == 'implicit' else 'no'}",
              f"  -o smtp_tls_security_level={level}"]
     if level in ("verify", "secure"):
-        lines.append(f"  -o smtp_tls_CAfile={ca_file(index, relay, target)}")
+        ca = ca_file(index, relay, target)
+        lines.append(f"  -o smtp_tls_CAfile={ca}")
+        if ca != main_ca:
+            lines.append("  -o smtp_tls_connection_reuse=no")
     return "\n".join(lines) + "\n"
 
 
