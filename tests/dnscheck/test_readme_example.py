@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mailagent.dnscheck.settings import update
+from mailagent.control.settings_docs import update
 from tests.dnscheck.nsd import NsdServer
 from tests.dnscheck.zones import README_ZONES
 
@@ -18,7 +18,7 @@ SECTION = README.split("## DNS readiness (`mailagent dns-check`)", 1)[1].split("
 
 
 def test_readme_settings_table_matches_the_model():
-    assert update(README) == README, "run: python -m mailagent.dnscheck.settings README.md"
+    assert update(README, "README.md") == README, "run: python -m mailagent.control.settings_docs"
 
 
 def test_readme_example_output_is_what_the_command_prints(tmp_path):

@@ -6,6 +6,7 @@
     relay       mailagent.relay.profile.RelayProfile  README.md (host data `relay`)
     agent       mailagent.agent.settings.AgentSettings README.md (host data `mailagent`)
     hub         mailagent.hub.settings.HubSettings    README.md (host data `hub_server`)
+    dns         mailagent.dnscheck.settings.DnsSettings README.md (top-level host data keys)
     collector   CollectorSettings                     roles/collector/README.md
 
 One row per field: nested models are expanded in place by dotted name (`alerts.bounce_rate`,
@@ -29,6 +30,7 @@ from pydantic_core import PydanticUndefined
 
 from mailagent.agent.settings import AgentSettings
 from mailagent.collector.settings import CollectorSettings
+from mailagent.dnscheck.settings import DnsSettings
 from mailagent.hub.settings import HubSettings
 from mailagent.relay.profile import DURATION, RelayProfile
 
@@ -60,6 +62,7 @@ class Table:
 TABLES = (Table("relay", RelayProfile, "README.md", unset="preset / unset"),
           Table("agent", AgentSettings, "README.md"),
           Table("hub", HubSettings, "README.md"),
+          Table("dns", DnsSettings, "README.md", unset="the control machine's resolver"),
           Table("collector", CollectorSettings, "roles/collector/README.md"))
 
 
