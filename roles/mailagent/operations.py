@@ -52,23 +52,38 @@ def registered(url: str, token: str, mailagent: str, settings_path: str, key_pat
                         QuoteString(key_path), QuoteString(marker))
 
 
-class SayingCommand(PyinfraCommand):
-    """A command whose stdout lines containing `say` are shown in the deploy's output (pyinfra
-    prints a successful command's output only with -vvv); on failure its stderr is shown."""
+class ShownCommand(PyinfraCommand):
+    """A command some of whose output the deploy shows (pyinfra prints a successful command's
+    output only with -vvv): `shown` picks the lines, logged as info when it succeeded and as
+    errors when it failed."""
 
-    def __init__(self, command: StringCommand, say: str):
+    def __init__(self, command: StringCommand):
         super().__init__()
-        self.command, self.say = command, say
+        self.command = command
 
     def __str__(self) -> str:
         return str(self.command)
 
     def __repr__(self) -> str:
-        return f"SayingCommand({self.command!r})"
+        return f"{type(self).__name__}({self.command!r})"
+
+    def shown(self, ok: bool, output) -> list[str]:
+        raise NotImplementedError
 
     def execute(self, state, host, connector_arguments) -> bool:
         ok, output = self.command.execute(state, host, connector_arguments)
-        for line in output.stdout_lines if ok else output.stderr_lines:
-            if not ok or self.say in line:
-                (logger.info if ok else logger.error)(f"{host.print_prefix}{line.strip()}")
+        for line in self.shown(ok, output):
+            (logger.info if ok else logger.error)(f"{host.print_prefix}{line}")
         return ok
+
+
+class SayingCommand(ShownCommand):
+    """Shows its stdout lines containing `say`; on failure its stderr."""
+
+    def __init__(self, command: StringCommand, say: str):
+        super().__init__(command)
+        self.say = say
+
+    def shown(self, ok: bool, output) -> list[str]:
+        lines = output.stdout_lines if ok else output.stderr_lines
+        return [line.strip() for line in lines if not ok or self.say in line]

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 
-from pyinfra import host, logger
+from pyinfra import host
 from pyinfra.api import DeployError, QuoteString, StringCommand, operation
-from pyinfra.api.command import PyinfraCommand
 
 from mailagent.agent.send_test import ADDRESS, summary
 from roles.mailagent import ON_PATH
+from roles.mailagent.operations import ShownCommand
 
 DEFAULT_TIMEOUT = 60
 
@@ -48,27 +48,13 @@ def mail_followed(to: str, sender: str | None = None, timeout: float = DEFAULT_T
     yield ResultCommand(StringCommand(mailagent, *args))
 
 
-class ResultCommand(PyinfraCommand):
-    """Runs `mailagent send-test --json` and logs its one-line summary on the control machine
+class ResultCommand(ShownCommand):
+    """Runs `mailagent send-test --json` and shows its one-line summary on the control machine
     (the result is failure unless delivered); output that is not a result is shown as it is."""
 
-    def __init__(self, command: StringCommand):
-        super().__init__()
-        self.command = command
-
-    def __str__(self) -> str:
-        return str(self.command)
-
-    def __repr__(self) -> str:
-        return f"ResultCommand({self.command!r})"
-
-    def execute(self, state, host, connector_arguments) -> bool:
-        ok, output = self.command.execute(state, host, connector_arguments)
+    def shown(self, ok: bool, output) -> list[str]:
         try:
-            lines = [summary(json.loads(output.stdout))]
+            return [summary(json.loads(output.stdout))]
         except (ValueError, KeyError, TypeError):
-            lines = [line.strip() for line in output.stderr_lines + output.stdout_lines] or [
+            return [line.strip() for line in output.stderr_lines + output.stdout_lines] or [
                 "mailagent send-test printed nothing"]
-        for line in lines:
-            (logger.info if ok else logger.error)(f"{host.print_prefix}{line}")
-        return ok
