@@ -19,7 +19,7 @@ from roles.wheelhouse import WheelSet, WheelTarget, set_for, write_manifest  # n
 
 PROJECT = Path(mailagent.__file__).resolve().parents[2]
 CONTROL_ONLY = ("pyinfra", "paramiko")
-LEAVES_OUT = ("lab", "vagrantlab", "control", "hub")
+LEAVES_OUT = ("lab", "vagrantlab", "control")
 MIN_PYTHON = (3, 11)  # the collector reads its settings with tomllib
 DEFAULT_CACHE = CACHE / "collector-wheels"
 # There is no command for the collector's set alone: a deploy with an index builds it.

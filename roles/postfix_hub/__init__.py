@@ -3,8 +3,9 @@ submission ports (STARTTLS and implicit TLS) and relaying it onward like any rel
 
 The onward part is the relay role's (host data `relay`, same model, same checks); this role adds
 the server side: certificate from the project CA, per-host SASL logins derived on the control
-machine (mailagent.hub.credentials), sender scoping, rate limit, and the two master.cf services.
-Host data `hub_server` (mailagent.hub.settings.HubSettings) tunes it; every field has a default.
+machine (mailagent.control.hub.credentials), sender scoping, rate limit, and the two master.cf
+services. Host data `hub_server` (mailagent.control.hub.settings.HubSettings) tunes it; every
+field has a default.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-from mailagent.hub import credentials
-from mailagent.hub.render import (
+from mailagent.control.hub import credentials
+from mailagent.control.hub.render import (
     BLOCK_BEGIN, BLOCK_END, CLIENTS_FILE, REALM, SASL_DB, SASL_DIR, SENDER_LOGINS, TLS_DIR, render_hub,
 )
 from roles import certificates

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import ValidationError
 from pyinfra.api import DeployError
 
-from mailagent.hub import credentials
-from mailagent.hub.settings import HubClient, HubSettings
+from mailagent.control.hub import credentials
+from mailagent.control.hub.settings import HubClient, HubSettings
 from mailagent.relay.profile import RelayProfile
 from mailagent.settings_loader import problem_lines
 from roles.postfix_relay.validate import profile_for, wants_relay

@@ -1,8 +1,9 @@
 """Fill in a fleet host's hub credentials and CA, derived on the control machine at deploy time.
 
 A profile with `provider: hub` (or a `drain_relay`) names no password: the deploy derives this
-host's password from the project secret (mailagent.hub.credentials) and trusts the project CA,
-both found in host data `mailagent_pki_dir`. Nothing of it is in the inventory or the output.
+host's password from the project secret (mailagent.control.hub.credentials) and trusts the
+project CA, both found in host data `mailagent_pki_dir`. Nothing of it is in the inventory or the
+output.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 from pyinfra.api import DeployError
 
 from mailagent import pki
-from mailagent.hub import credentials
+from mailagent.control.hub import credentials
 from mailagent.relay.profile import RelayProfile
 from roles.certificates import CA_NAME
 

@@ -10,9 +10,9 @@ import subprocess
 import pytest
 from pydantic import ValidationError
 
-from mailagent.hub import credentials
-from mailagent.hub.render import BLOCK_BEGIN, BLOCK_END, render_hub
-from mailagent.hub.settings import HubClient, HubSettings
+from mailagent.control.hub import credentials
+from mailagent.control.hub.render import BLOCK_BEGIN, BLOCK_END, render_hub
+from mailagent.control.hub.settings import HubClient, HubSettings
 from mailagent.relay.profile import parse_profile
 from mailagent.relay.render import Target, render
 from tests.relay.test_render_postconf import MASTER_CF, postconf

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mailagent.hub import credentials
+from mailagent.control.hub import credentials
 from mailagent.lab import sink, ssh, vm
 from mailagent.lab.mail import flush, queue, send_mail, wait_deferred, wait_received
 from tests.lab.helpers import deploy, restart_sink, wait_for

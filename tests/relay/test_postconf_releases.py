@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailagent.hub.render import render_hub
-from mailagent.hub.settings import HubClient, HubSettings
+from mailagent.control.hub.render import render_hub
+from mailagent.control.hub.settings import HubClient, HubSettings
 from mailagent.relay.presets import providers
 from mailagent.relay.profile import parse_profile
 from mailagent.relay.render import Target, render

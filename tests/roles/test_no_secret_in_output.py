@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailagent.hub import credentials
+from mailagent.control.hub import credentials
 from roles.wheelhouse import write_manifest
 from tests.relay.certs import client_pair
 from tests.roles.conftest import platform_lines

@@ -8,7 +8,7 @@ from pyinfra.api.connect import connect_all
 from pyinfra.api.deploy import add_deploy
 from pyinfra.api.operations import run_ops
 
-from mailagent.hub import credentials
+from mailagent.control.hub import credentials
 from roles.postfix_hub import postfix_hub
 from tests.roles.conftest import DEBIAN_RELEASE, Plan, fake_host
 

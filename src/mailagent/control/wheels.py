@@ -46,8 +46,8 @@ PIP_TIMEOUT = 900
 RESOLVER = "2 markers judged for the target"
 MAX_PASSES = 4  # pip, then one more per layer of dependencies only the target's markers want
 # What runs on fleet hosts is the agent (with report, signing, relay, fileio, pki and cli):
-# never the lab, the collector, the hub's deploy-time rendering, Vagrant or this package.
-AGENT_LEAVES_OUT = ("lab", "collector", "hub", "vagrantlab", "control")
+# never the lab, the collector, Vagrant or this package (with the hub's deploy-time rendering).
+AGENT_LEAVES_OUT = ("lab", "collector", "vagrantlab", "control")
 
 
 class ResolutionFailed(WheelError):

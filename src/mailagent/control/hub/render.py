@@ -7,7 +7,7 @@ that only relay for authenticated clients.
 
 from __future__ import annotations
 
-from mailagent.hub.settings import HubClient, HubSettings, sender_patterns
+from mailagent.control.hub.settings import HubClient, HubSettings, sender_patterns
 from mailagent.relay.render import postfix_settings
 
 TLS_DIR = "/etc/postfix/hub-tls"
