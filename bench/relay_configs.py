@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailagent.relay.profile import parse_profile  # noqa: E402
+from mailagent.relay.parse import parse_profile  # noqa: E402
 from mailagent.relay.render import Target, render  # noqa: E402
 from tests.agent.postfix_instance import PostfixInstance  # noqa: E402
 

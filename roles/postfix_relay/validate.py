@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 from pyinfra.api import DeployError
 
-from mailagent.relay.profile import ProfileError, RelayProfile, parse_profile
+from mailagent.relay.parse import parse_profile
+from mailagent.relay.profile import ProfileError, RelayProfile
 from roles.postfix_relay.hubcreds import with_hub_credentials
 
 ROLE_GROUPS = ("relays", "hub", "collector")

@@ -7,7 +7,7 @@ from mailagent.dnscheck.providers import DNS_FACTS
 from mailagent.dnscheck.resolve import parse_nameserver
 from mailagent.dnscheck.senders import HostEntry, collect
 from mailagent.relay.presets import providers
-from mailagent.relay.profile import parse_profile
+from mailagent.relay.parse import parse_profile
 
 
 def test_every_preset_has_its_dns_facts():

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from mailagent.control.hub import credentials
 from mailagent.control.hub.render import BLOCK_BEGIN, BLOCK_END, render_hub
 from mailagent.control.hub.settings import HubClient, HubSettings
-from mailagent.relay.profile import parse_profile
+from mailagent.relay.parse import parse_profile
 from mailagent.relay.render import Target, render
 from tests.relay.test_render_postconf import MASTER_CF, postconf
 

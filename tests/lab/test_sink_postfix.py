@@ -21,7 +21,7 @@ import pytest
 
 from mailagent.lab import sink
 from mailagent.relay.check import check_relay
-from mailagent.relay.profile import parse_profile
+from mailagent.relay.parse import parse_profile
 from mailagent.relay.render import Target, render
 
 pytestmark = pytest.mark.timeout(120)

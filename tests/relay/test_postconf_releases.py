@@ -12,7 +12,7 @@ import pytest
 from mailagent.control.hub.render import render_hub
 from mailagent.control.hub.settings import HubClient, HubSettings
 from mailagent.relay.presets import providers
-from mailagent.relay.profile import parse_profile
+from mailagent.relay.parse import parse_profile
 from mailagent.relay.render import Target, render
 from tests.relay.certs import client_pair
 from tests.relay.postfix_releases import SUITES, Release, release

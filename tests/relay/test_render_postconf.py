@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailagent.relay.presets import providers
-from mailagent.relay.profile import parse_profile
+from mailagent.relay.parse import parse_profile
 from mailagent.relay.render import Target, render
 
 MASTER_CF = Path("/usr/share/postfix/master.cf.dist")

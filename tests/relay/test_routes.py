@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailagent.relay.profile import ProfileError, parse_profile
+from mailagent.relay.parse import parse_profile
+from mailagent.relay.profile import ProfileError
 from mailagent.relay.render import Target, render
 from mailagent.relay.routes import sender_key
 

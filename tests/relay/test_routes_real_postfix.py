@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mailagent.lab import sink
-from mailagent.relay.profile import parse_profile
+from mailagent.relay.parse import parse_profile
 from mailagent.relay.render import Target, render
 from tests.lab.test_sink_postfix import SERVICES, Postfix, delivered, postfix_version
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailagent.relay.profile import ProfileError, parse_profile
+from mailagent.relay.parse import parse_profile
+from mailagent.relay.profile import ProfileError
 
 SES = {"provider": "ses", "region": "us-east-1", "username": "AKIA", "password": "pw"}
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from mailagent.dnscheck.senders import HostEntry
 from mailagent.dnscheck.settings import DnsSettings
-from mailagent.relay.profile import ProfileError, parse_profile
+from mailagent.relay.parse import parse_profile
+from mailagent.relay.profile import ProfileError
 
 
 class InventoryError(ValueError):

@@ -2,7 +2,7 @@
 
 Python API (what `mailagent lab up/down` calls): `spawn`, `stop`, `set_mode`, `set_logins`,
 `messages`, `auth_attempts`, `connections`, `status`. The daemon itself is
-`python -m mailagent.lab.sink serve --dir LAB_DIR/sink ...`; `spawn` starts it in its own
+`python -m mailagent.lab.sink_daemon serve --dir LAB_DIR/sink ...`; `spawn` starts it in its own
 session (so a terminal's Ctrl-C or the caller's exit leaves it running) and returns once every
 port listens; `stop` reaps it when the caller is its parent. What it keeps on disk: see `sink_store`.
 
@@ -11,7 +11,6 @@ Errors: `SinkError` (the daemon did not start, or a port is taken), ValueError f
 
 from __future__ import annotations
 
-import argparse
 import os
 import select
 import signal
@@ -75,8 +74,8 @@ def _info(sdir: Path, runtime: dict, creds: dict, tls: dict) -> dict:
 
 def _launch(sdir: Path, wanted: dict) -> dict:
     """Start `serve` in its own session and wait for it to write "ready" (or why not) on a pipe."""
-    cmd = [sys.executable, "-m", "mailagent.lab.sink", "serve", "--dir", str(sdir), "--ready-fd", str(READY_FD),
-           "--bind", wanted["bind"], "--hostname", wanted["hostname"]]
+    cmd = [sys.executable, "-m", "mailagent.lab.sink_daemon", "serve", "--dir", str(sdir),
+           "--ready-fd", str(READY_FD), "--bind", wanted["bind"], "--hostname", wanted["hostname"]]
     cmd += [a for p in wanted["starttls"] for a in ("--starttls-port", str(p))]
     cmd += [a for p in wanted["implicit"] for a in ("--implicit-port", str(p))]
     read_end, write_end = _pipe_avoiding(READY_FD)
@@ -224,29 +223,3 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return not _alive(pid)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m mailagent.lab.sink", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the sink in the foreground until SIGTERM")
-    serve.add_argument("--dir", required=True, type=Path, help="the sink folder (<lab_dir>/sink)")
-    serve.add_argument("--bind", default="127.0.0.1")
-    serve.add_argument("--hostname", default=DEFAULT_HOSTNAME)
-    serve.add_argument("--starttls-port", type=int, action="append", dest="starttls_ports")
-    serve.add_argument("--implicit-port", type=int, action="append", dest="implicit_ports")
-    serve.add_argument("--ready-fd", type=int, help="file descriptor to write 'ready' (or the error) to")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from mailagent.lab import sink_daemon
-
-    args = parse_args(argv)
-    args.starttls_ports = args.starttls_ports if args.starttls_ports is not None else [2525, 2587]
-    args.implicit_ports = args.implicit_ports if args.implicit_ports is not None else [2465]
-    return sink_daemon.run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

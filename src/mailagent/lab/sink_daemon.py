@@ -12,10 +12,12 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from functools import partial
 from pathlib import Path
 
 from mailagent.lab import sink_store as store
+from mailagent.lab.sink import CERT_IPS, DEFAULT_HOSTNAME
 from mailagent.lab.sink_records import now
 from mailagent.lab.sink_server import ImplicitTLSAcceptor, SinkHandler, SinkSMTP, server_context
 
@@ -45,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve(args: argparse.Namespace, ready) -> int:
     """Listen on every port, write runtime.json and sink.pid, call `ready`, wait for SIGTERM."""
-    from mailagent.lab.sink import CERT_IPS
-
     sdir = args.dir
     store.ensure_credentials(sdir)
     tls = store.ensure_tls(sdir, args.hostname, CERT_IPS)
@@ -93,3 +93,27 @@ async def _until_signalled(loop: asyncio.AbstractEventLoop) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m mailagent.lab.sink_daemon", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the sink in the foreground until SIGTERM")
+    serve.add_argument("--dir", required=True, type=Path, help="the sink folder (<lab_dir>/sink)")
+    serve.add_argument("--bind", default="127.0.0.1")
+    serve.add_argument("--hostname", default=DEFAULT_HOSTNAME)
+    serve.add_argument("--starttls-port", type=int, action="append", dest="starttls_ports")
+    serve.add_argument("--implicit-port", type=int, action="append", dest="implicit_ports")
+    serve.add_argument("--ready-fd", type=int, help="file descriptor to write 'ready' (or the error) to")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.starttls_ports = args.starttls_ports if args.starttls_ports is not None else [2525, 2587]
+    args.implicit_ports = args.implicit_ports if args.implicit_ports is not None else [2465]
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

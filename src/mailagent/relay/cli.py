@@ -9,7 +9,8 @@ from pathlib import Path
 
 from mailagent.relay import check
 from mailagent.relay.presets import providers
-from mailagent.relay.profile import ProfileError, parse_profile
+from mailagent.relay.parse import parse_profile
+from mailagent.relay.profile import ProfileError
 
 RELAY_SETTINGS = Path("/etc/mailagent/relay.json")
 MIN_POSTFIX = (3, 5)

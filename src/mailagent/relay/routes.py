@@ -1,8 +1,9 @@
 """Per-sender routing: `relay.sender_routes`, each route some senders and its own smarthost.
 
 A route's smarthost settings are the main relay's keys (provider or custom host, port, TLS mode,
-credentials, verification), parsed by the same `parse_profile` and its rules, so a route is
-validated exactly like the main relay; its problems name the route:
+credentials, verification), parsed by the same `parse_profile` and its rules
+(mailagent.relay.parse), so a route is validated exactly like the main relay; this module holds
+the routes' own rules. Problems name the route:
 
     relay.sender_routes[1].port: 2465 is not a port sendgrid offers (...)
     relay.sender_routes[1].senders[0]: @example.com is already routed by sender_routes[0]
@@ -13,9 +14,7 @@ not its subdomains) or full addresses, matched against the envelope sender as su
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from mailagent.relay.profile import ProfileError, SenderRoute, is_domain, parse_profile
+from mailagent.relay.profile import is_domain
 
 # The main relay's settings a route may give for its own smarthost; everything else (queue,
 # rewriting, listeners, extra_main_cf) is the host's and stays on the main relay.
@@ -32,31 +31,7 @@ def sender_key(value: str) -> str | None:
     return f"{local}@{domain}" if local else f"@{domain}"
 
 
-def parse_routes(data, prefix: str, environ: Mapping[str, str]) -> tuple[list[str], list[SenderRoute]]:
-    """Every route's problems (one line each, named `{prefix}.sender_routes[i]...`) and the routes."""
-    if not isinstance(data, list):
-        return [f"{prefix}.sender_routes: expected a list of routes, got {type(data).__name__}"], []
-    problems, routes, owner = [], [], {}
-    for index, raw in enumerate(data):
-        where = f"{prefix}.sender_routes[{index}]"
-        if not isinstance(raw, dict):
-            problems.append(f"{where}: expected a mapping (senders and smarthost keys)")
-            continue
-        found, senders = _senders(raw.get("senders"), where, index, owner)
-        found += _keys(raw, where)
-        relay = None
-        try:
-            relay = parse_profile({k: v for k, v in raw.items() if k in SMARTHOST_KEYS},
-                                  prefix=where, environ=environ)
-        except ProfileError as exc:
-            found += exc.problems
-        problems += found
-        if not found:
-            routes.append(SenderRoute(senders=senders, relay=relay))
-    return problems, routes
-
-
-def _keys(raw: dict, where: str) -> list[str]:
+def key_problems(raw: dict, where: str) -> list[str]:
     problems = [f"{where}.{key}: not a route setting; a route takes senders and its smarthost's "
                 f"{', '.join(SMARTHOST_KEYS)}" for key in raw if key not in ("senders", *SMARTHOST_KEYS)]
     if raw.get("provider") == "hub":
@@ -65,7 +40,7 @@ def _keys(raw: dict, where: str) -> list[str]:
     return problems
 
 
-def _senders(value, where: str, index: int, owner: dict[str, int]) -> tuple[list[str], list[str]]:
+def sender_problems(value, where: str, index: int, owner: dict[str, int]) -> tuple[list[str], list[str]]:
     """(problems, lookup keys) of one route's senders; `owner` remembers which route has a key."""
     if not value or not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return [f"{where}.senders: required, a list of domains or addresses "
