@@ -40,8 +40,8 @@ report a few seconds after the deploy ended.
 
 Reused from the project (imported): mailagent.lab.image (guest files, configuration, key pair,
 boot files, disk, recipe hash), mailagent.lab.vm (free ports, overlay, waiting for SSH, stop),
-mailagent.lab.mail (send and find mail), mailagent.lab.sink and mailagent.collector.daemon (own
-instances), mailagent.lab.state (the state file inventories/lab.py reads) and
+mailagent.lab.mail (send and find mail), mailagent.lab.sink and mailagent.lab.collector_daemon
+(own instances), mailagent.lab.state (the state file inventories/lab.py reads) and
 tests/lab/helpers.lab_inventory (the inventory, with this sink's port). Copied here, because
 their parameters are fixed for x86: the debootstrap call (image._debootstrap hard-codes amd64
 and the shared .deb cache) and the QEMU command line (vm.qemu_command is x86_64 only).
@@ -261,7 +261,7 @@ class Run:
         self.mail_split = (0.0, 0.0)
 
     def teardown(self) -> None:
-        from mailagent.collector import daemon
+        from mailagent.lab import collector_daemon as daemon
         from mailagent.lab import sink
 
         if self.child and self.child.poll() is None:
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.image_only:
             ok = True
             return 0
-        from mailagent.collector import daemon
+        from mailagent.lab import collector_daemon as daemon
         from mailagent.lab import sink
 
         folder = args.run_dir or Path(tempfile.mkdtemp(prefix="mailagent-arm64-lab-"))

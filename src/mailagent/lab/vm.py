@@ -507,6 +507,6 @@ def _sink_module():
 
 
 def _collector_module():
-    from mailagent.collector import daemon
+    from mailagent.lab import collector_daemon
 
-    return daemon
+    return collector_daemon

@@ -1,4 +1,6 @@
-"""A background collector for a folder (what the lab starts): HTTPS with its own CA."""
+"""A background collector for a folder (what the lab starts): HTTPS with its own CA.
+
+No VMs: these are not lab-marked."""
 
 from __future__ import annotations
 
@@ -9,9 +11,8 @@ import ssl
 import httpx
 import pytest
 
-from mailagent.collector import daemon
-
-from .conftest import HostIdentity
+from mailagent.lab import collector_daemon as daemon
+from tests.collector.conftest import HostIdentity
 
 pytestmark = pytest.mark.timeout(180)
 
