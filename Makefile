@@ -34,7 +34,7 @@ deps:
 	@for s in prometheus prometheus-alertmanager; do \
 	    systemctl disable --now $$s >/dev/null 2>&1 || service $$s stop >/dev/null 2>&1 || true; \
 	done
-	@# tests/dnscheck start their own nsd on 127.0.0.1 (a free port, config under tmp): the
+	@# tests/control/dnscheck start their own nsd on 127.0.0.1 (a free port, config under tmp): the
 	@# package's service, which would answer on port 53 of every address, stays stopped and disabled.
 	@systemctl disable --now nsd >/dev/null 2>&1 || { update-rc.d nsd disable >/dev/null 2>&1; \
 	    service nsd stop >/dev/null 2>&1; } || true

@@ -1,9 +1,10 @@
 """DNS readiness pre-flight: the sender domains' SPF, DKIM, DMARC and MX, checked from the
 control machine once per deploy, before any host is touched.
 
-Host data `dns_check` (mailagent.dnscheck.settings.DnsSettings): `warn` (default) prints each
-warn/fail finding and goes on; `fail` stops the whole deploy on a `fail` finding of that host's
-sender domains, nothing changed; `off` skips the host. `dns_nameserver` picks the nameserver.
+Host data `dns_check` (mailagent.control.dnscheck.settings.DnsSettings): `warn` (default)
+prints each warn/fail finding and goes on; `fail` stops the whole deploy on a `fail` finding of
+that host's sender domains, nothing changed; `off` skips the host. `dns_nameserver` picks the
+nameserver.
 The findings are those of `mailagent dns-check --inventory` (one line each).
 """
 
@@ -13,10 +14,10 @@ from pyinfra import host, logger
 from pydantic import ValidationError
 from pyinfra.api import DeployError
 
-from mailagent.dnscheck.checks import check_hosts
-from mailagent.dnscheck.inventory import InventoryError, entries_of
-from mailagent.dnscheck.resolve import Resolver
-from mailagent.dnscheck.settings import DnsSettings
+from mailagent.control.dnscheck.checks import check_hosts
+from mailagent.control.dnscheck.inventory import InventoryError, entries_of
+from mailagent.control.dnscheck.resolve import Resolver
+from mailagent.control.dnscheck.settings import DnsSettings
 from roles.postfix_relay.validate import profile_for, wants_relay
 
 _DONE_ATTRIBUTE = "_mailagent_dns_preflight_done"

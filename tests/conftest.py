@@ -3,7 +3,7 @@
 The deploy's DNS pre-flight and `mailagent dns-check` would otherwise ask the system resolver
 during the many @fake and lab deploys. MAILAGENT_DNS_LOOPBACK_ONLY, set here at import so every
 subprocess (pyinfra runs, tests/test_readme.py's fresh virtualenv) inherits it, makes
-mailagent.dnscheck.resolve refuse any resolver without an explicit loopback nameserver; in this
+mailagent.control.dnscheck.resolve refuse any resolver without an explicit loopback nameserver; in this
 process, dnspython's own senders refuse any non-loopback address as well.
 """
 
@@ -16,7 +16,7 @@ import os
 import dns.query
 import pytest
 
-from mailagent.dnscheck.resolve import GUARD_ENV, DnsGuardError
+from mailagent.control.dnscheck.resolve import GUARD_ENV, DnsGuardError
 
 os.environ[GUARD_ENV] = "1"
 SENDERS = ("udp", "tcp", "tls", "https", "quic", "udp_with_fallback")

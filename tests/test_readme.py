@@ -29,7 +29,7 @@ FAKE = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": {
     "GNU_LIBC_VERSION": platform_lines("debian13"), "uname -s": "Linux", "if_inet6": "yes",
     "command -v useradd": "/usr/sbin/useradd", "check_relay": CHECK_OK},
     # The README's domains (example.com) are not the tests' to query: the DNS pre-flight stays off
-    # (tests/dnscheck and tests/roles/test_dns_readiness.py run it against a loopback nsd).
+    # (tests/control/dnscheck and tests/roles/test_dns_readiness.py run it against a loopback nsd).
     "dns_check": "off"}
 # Appended to each inventory: the same hosts, as @fake hosts (their own name is what `uname -n` says).
 HARNESS = '''

@@ -16,7 +16,7 @@ import sys
 # An area whose subpackage this install leaves out (fleet hosts get the agent's share only) is
 # skipped; a missing dependency of an area that is there still fails loudly.
 AREAS = ("mailagent.relay.cli", "mailagent.agent.cli", "mailagent.collector.cli", "mailagent.lab.cli",
-         "mailagent.control.cli", "mailagent.control.pki_cli", "mailagent.dnscheck.cli")
+         "mailagent.control.cli", "mailagent.control.pki_cli", "mailagent.control.dnscheck.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +33,8 @@ def _area(name: str):
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name in (name, name.rsplit(".", 1)[0]):
-            return None
+        if exc.name and f"{name}.".startswith(f"{exc.name}.") and exc.name != "mailagent":
+            return None  # the area's module or one of its packages is not in this install
         raise
 
 

@@ -149,6 +149,7 @@ def test_roles_raise_deploy_error_for_a_missing_prepared_set(tmp_path):
 
 def test_cli_skips_areas_this_install_leaves_out(tmp_path, monkeypatch):
     assert _area("mailagent.nowhere.cli") is None
+    assert _area("mailagent.nowhere.deeper.cli") is None  # as control.dnscheck.cli on a host
     (tmp_path / "brokenarea").mkdir()
     (tmp_path / "brokenarea" / "__init__.py").write_text("")
     (tmp_path / "brokenarea" / "cli.py").write_text("import mailagent_test_absent_dependency\n")

@@ -8,10 +8,10 @@ import logging
 import pytest
 from pyinfra.api import DeployError, deploy
 
-from mailagent.dnscheck.resolve import DnsGuardError
+from mailagent.control.dnscheck.resolve import DnsGuardError
 from roles.dns_readiness import dns_preflight
-from tests.dnscheck.nsd import NsdServer
-from tests.dnscheck.zones import ZONES
+from tests.control.dnscheck.nsd import NsdServer
+from tests.control.dnscheck.zones import ZONES
 from tests.roles.conftest import fake_host
 
 

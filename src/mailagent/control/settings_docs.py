@@ -2,12 +2,12 @@
 
     .venv/bin/python -m mailagent.control.settings_docs     rewrites each table between its markers
 
-    table       model                                       file
-    relay       mailagent.relay.profile.RelayProfile        README.md (host data `relay`)
-    agent       mailagent.agent.settings.AgentSettings      README.md (host data `mailagent`)
-    hub         mailagent.control.hub.settings.HubSettings  README.md (host data `hub_server`)
-    dns         mailagent.dnscheck.settings.DnsSettings     README.md (top-level host data keys)
-    collector   CollectorSettings                           roles/collector/README.md
+    table       model                                            file
+    relay       mailagent.relay.profile.RelayProfile             README.md (host data `relay`)
+    agent       mailagent.agent.settings.AgentSettings           README.md (host data `mailagent`)
+    hub         mailagent.control.hub.settings.HubSettings       README.md (host data `hub_server`)
+    dns         mailagent.control.dnscheck.settings.DnsSettings  README.md (top-level host data keys)
+    collector   CollectorSettings                                roles/collector/README.md
 
 One row per field: nested models are expanded in place by dotted name (`alerts.bounce_rate`,
 which is also the TOML table and the `MAILAGENT_COLLECTOR_ALERTS__BOUNCE_RATE` variable). A field
@@ -31,7 +31,7 @@ from pydantic_core import PydanticUndefined
 from mailagent.agent.settings import AgentSettings
 from mailagent.collector.settings import CollectorSettings
 from mailagent.control.hub.settings import HubSettings
-from mailagent.dnscheck.settings import DnsSettings
+from mailagent.control.dnscheck.settings import DnsSettings
 from mailagent.relay.profile import DURATION, RelayProfile
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository (this is control-machine tooling)

@@ -31,8 +31,8 @@ def register(subparsers) -> None:
 
 def cmd_dns_check(args) -> int:
     # dnspython is a control-machine dependency: fleet hosts' `mailagent` never imports it.
-    from mailagent.dnscheck.checks import check_all, check_hosts
-    from mailagent.dnscheck.resolve import DnsGuardError, Resolver, parse_nameserver
+    from mailagent.control.dnscheck.checks import check_all, check_hosts
+    from mailagent.control.dnscheck.resolve import DnsGuardError, Resolver, parse_nameserver
 
     try:
         if args.nameserver:
@@ -61,7 +61,7 @@ class _UsageError(Exception):
 
 
 def _inventory(args, make_resolver, check_hosts):
-    from mailagent.dnscheck.inventory import InventoryError, load
+    from mailagent.control.dnscheck.inventory import InventoryError, load
 
     if args.domains:
         raise _UsageError(["mailagent dns-check: give DOMAIN or --inventory, not both"])
@@ -76,8 +76,8 @@ def _inventory(args, make_resolver, check_hosts):
 def _named(args) -> list:
     from pydantic import ValidationError
 
-    from mailagent.dnscheck.providers import facts_for
-    from mailagent.dnscheck.senders import Sender, route_of
+    from mailagent.control.dnscheck.providers import facts_for
+    from mailagent.control.dnscheck.senders import Sender, route_of
     from mailagent.relay.profile import RelayProfile, is_domain
 
     if not args.domains:

@@ -9,13 +9,13 @@ only DnsGuardError (a query the tests' guard refused) goes up.
 
 from __future__ import annotations
 
-from mailagent.dnscheck.check_dkim import check_dkim
-from mailagent.dnscheck.check_policy import check_alignment, check_dmarc, check_mx
-from mailagent.dnscheck.check_spf import check_spf
-from mailagent.dnscheck.findings import Context, Finding
-from mailagent.dnscheck.providers import facts_for
-from mailagent.dnscheck.resolve import DnsError
-from mailagent.dnscheck.senders import Sender, collect
+from mailagent.control.dnscheck.check_dkim import check_dkim
+from mailagent.control.dnscheck.check_policy import check_alignment, check_dmarc, check_mx
+from mailagent.control.dnscheck.check_spf import check_spf
+from mailagent.control.dnscheck.findings import Context, Finding
+from mailagent.control.dnscheck.providers import facts_for
+from mailagent.control.dnscheck.resolve import DnsError
+from mailagent.control.dnscheck.senders import Sender, collect
 
 # In this order: alignment reads what SPF, DKIM and DMARC found.
 STEPS = (("spf", check_spf), ("dkim", check_dkim), ("dmarc", check_dmarc),

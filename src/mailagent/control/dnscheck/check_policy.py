@@ -6,8 +6,8 @@ provider's mail can pass, and whether bounces can come back.
 
 from __future__ import annotations
 
-from mailagent.dnscheck import dmarc
-from mailagent.dnscheck.findings import Context
+from mailagent.control.dnscheck import dmarc
+from mailagent.control.dnscheck.findings import Context
 
 
 def check_dmarc(ctx: Context, resolver) -> None:

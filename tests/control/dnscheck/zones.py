@@ -123,7 +123,7 @@ dkim2   IN TXT {dkim(rsa_key(2048))}
 }
 
 
-# The zones behind the README's example output (tests/dnscheck/test_readme_example.py).
+# The zones behind the README's example output (tests/control/dnscheck/test_readme_example.py).
 README_ZONES = {
     "example.com": """
 @       IN TXT "v=spf1 include:_spf.google.com ~all"

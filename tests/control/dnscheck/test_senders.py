@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mailagent.dnscheck import dkim, dmarc, spf
-from mailagent.dnscheck.providers import DNS_FACTS
-from mailagent.dnscheck.resolve import parse_nameserver
-from mailagent.dnscheck.senders import HostEntry, collect
+from mailagent.control.dnscheck import dkim, dmarc, spf
+from mailagent.control.dnscheck.providers import DNS_FACTS
+from mailagent.control.dnscheck.resolve import parse_nameserver
+from mailagent.control.dnscheck.senders import HostEntry, collect
 from mailagent.relay.presets import providers
 from mailagent.relay.parse import parse_profile
 

@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from mailagent.dnscheck import dkim
-from mailagent.dnscheck.findings import Context
-from mailagent.dnscheck.providers import DKIM_PUBLISH, DKIM_PUBLISH_DEFAULT
+from mailagent.control.dnscheck import dkim
+from mailagent.control.dnscheck.findings import Context
+from mailagent.control.dnscheck.providers import DKIM_PUBLISH, DKIM_PUBLISH_DEFAULT
 from mailagent.relay.presets import get_provider
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from mailagent.dnscheck import dmarc
-from mailagent.dnscheck.senders import Sender
+from mailagent.control.dnscheck import dmarc
+from mailagent.control.dnscheck.senders import Sender
 
 @dataclass(frozen=True)
 class Finding:

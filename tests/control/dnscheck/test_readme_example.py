@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from mailagent.control.settings_docs import update
-from tests.dnscheck.nsd import NsdServer
-from tests.dnscheck.zones import README_ZONES
+from tests.control.dnscheck.nsd import NsdServer
+from tests.control.dnscheck.zones import README_ZONES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 README = (ROOT / "README.md").read_text()
 SECTION = README.split("## DNS readiness (`mailagent dns-check`)", 1)[1].split("\n## ", 1)[0]
 

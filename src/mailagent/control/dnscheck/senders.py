@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mailagent.dnscheck.providers import facts_for
+from mailagent.control.dnscheck.providers import facts_for
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from mailagent.dnscheck import spf
-from mailagent.dnscheck.findings import Context
+from mailagent.control.dnscheck import spf
+from mailagent.control.dnscheck.findings import Context
 
 
 def check_spf(ctx: Context, resolver) -> None:

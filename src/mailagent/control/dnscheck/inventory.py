@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from mailagent.dnscheck.senders import HostEntry
-from mailagent.dnscheck.settings import DnsSettings
+from mailagent.control.dnscheck.senders import HostEntry
+from mailagent.control.dnscheck.settings import DnsSettings
 from mailagent.relay.parse import parse_profile
 from mailagent.relay.profile import ProfileError
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mailagent.dnscheck.resolve import parse_nameserver
+from mailagent.control.dnscheck.resolve import parse_nameserver
 
 class DnsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")

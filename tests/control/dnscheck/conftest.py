@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailagent.dnscheck.resolve import Resolver
-from tests.dnscheck.nsd import NSD, NsdServer
-from tests.dnscheck.zones import ZONES
+from mailagent.control.dnscheck.resolve import Resolver
+from tests.control.dnscheck.nsd import NSD, NsdServer
+from tests.control.dnscheck.zones import ZONES
 
 
 @pytest.fixture(scope="session")

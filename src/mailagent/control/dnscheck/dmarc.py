@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailagent.dnscheck.dkim import tags
+from mailagent.control.dnscheck.dkim import tags
 
 POLICIES = ("none", "quarantine", "reject")
 MEANING = {

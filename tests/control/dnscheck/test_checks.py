@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailagent.dnscheck.checks import check_sender
-from mailagent.dnscheck.providers import facts_for
-from mailagent.dnscheck.senders import Route, Sender
+from mailagent.control.dnscheck.checks import check_sender
+from mailagent.control.dnscheck.providers import facts_for
+from mailagent.control.dnscheck.senders import Route, Sender
 
 
 def check(resolver, domain: str, provider: str = "sendgrid", selectors=None, smarthost=None) -> dict:
@@ -152,7 +152,7 @@ def test_mx(resolver, domain, status, text):
 
 
 def test_an_unanswered_query_is_a_warning_not_a_crash(nsd):
-    from mailagent.dnscheck.resolve import Resolver
+    from mailagent.control.dnscheck.resolve import Resolver
 
     # nsd refuses names outside its zones: every check says it cannot check, none raises.
     found = check(Resolver(nsd.nameserver, timeout=1.0), "good", provider="sendgrid")
