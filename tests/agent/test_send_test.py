@@ -12,10 +12,11 @@ from mailagent.agent.logsource import JournalSource
 from mailagent.agent.maillog import parse_syslog_line
 from mailagent.cli import main
 from mailagent.relay.check import HINTS
+from mailagent.relay.deployed import RelayTarget
 
 AUTH = "<179612846573.2020.17881230123745140103.mailagent-send-test@relay1>"  # Debian 13 lab lines
 TEMP = "<179612847267.2007.15164335071851568002.mailagent-send-test@relay2>"
-RELAY = {"host": "smtp.example.com", "port": 2587, "username": "apikey", "hints": {}}
+RELAY = RelayTarget(host="smtp.example.com", port=2587, username="apikey", hints={})
 
 
 def follow(fixtures, message_id: str) -> send_test.Trail:
@@ -100,7 +101,8 @@ def test_expired_is_bounced(fixtures):
 
 
 def test_provider_hints_from_relay_json_come_first(fixtures):
-    relay = {**RELAY, "hints": {"535 5.7.8": "SendGrid: the API key is wrong or lacks Mail Send"}}
+    hints = {"535 5.7.8": "SendGrid: the API key is wrong or lacks Mail Send"}
+    relay = RELAY.model_copy(update={"hints": hints})
     found = finish(follow(fixtures, AUTH), relay)
     assert found["hint"] == "SendGrid: the API key is wrong or lacks Mail Send"
 

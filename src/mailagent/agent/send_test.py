@@ -35,8 +35,9 @@ from mailagent.agent.maillog import TLS_SUMMARY, LogRecord
 from mailagent.agent.reasons import classify
 from mailagent.agent.runner import CommandFailed
 from mailagent.agent.settings import SettingsError, load_settings
-from mailagent.agent.statefile import read_json
+from mailagent.relay import deployed
 from mailagent.relay.check import hint_for
+from mailagent.relay.deployed import RelayTarget
 
 ADDRESS = re.compile(r"^[^@\s<>,;\"']+@[A-Za-z0-9.-]+$")
 _QUEUED = re.compile(r"^(?P<qid>[0-9A-Za-z]+): (?P<rest>.*)$")
@@ -142,12 +143,13 @@ def sendmail(sender: str, to: str, text: str, command: tuple[str, ...] = ("sendm
         raise SubmitFailed(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()[:500]}")
 
 
-def run(source, submit, sender: str, to: str, hostname: str, timeout: float, relay: dict,
+def run(source, submit, sender: str, to: str, hostname: str, timeout: float, relay: RelayTarget | None,
         clock=time.monotonic, sleep=time.sleep) -> dict:
     """Submit one test mail and follow it until its status line or `timeout` seconds.
 
     `source` is a log source (read() -> (records, position), commit(position)); `submit(sender,
-    to, text)` hands the message to Postfix; `relay` is relay.json (hints, port, username).
+    to, text)` hands the message to Postfix; `relay` is relay.json (hints, port, username), None
+    where no relay is deployed.
     """
     _, start = source.read()  # where the log ends now: only what follows is ours
     source.commit(start)
@@ -166,24 +168,24 @@ def run(source, submit, sender: str, to: str, hostname: str, timeout: float, rel
     return result(trail, relay, sender=sender, to=to, elapsed=clock() - started, timeout=timeout)
 
 
-def result(trail: Trail, relay: dict, *, sender: str, to: str, elapsed: float, timeout: float) -> dict:
+def result(trail: Trail, relay: RelayTarget | None, *, sender: str, to: str, elapsed: float, timeout: float) -> dict:
     """The run's result: the outcome with its hint, or a timeout with what was last seen."""
     found = trail.outcome or {"result": "timeout", "reply": None, "reason": None, "code": None,
                               "dsn": None, "relay": None, "smarthost_queue_id": None, "tls": None}
     hint = ""
     if found["result"] != "delivered" and found["reason"]:
         hint = hint_for(found["code"], found["reason"], _port(found["relay"], relay),
-                        relay.get("hints") or {})
+                        relay.hints if relay else {})
     return {**found, "message_id": trail.message_id, "queue_id": trail.queue_id, "from": sender,
             "to": to, "hint": hint, "reason_class": classify(found["reason"]).value
             if found["reason"] and found["result"] != "delivered" else None,
-            "auth_user": relay.get("username"), "last_seen": trail.last_seen, "log": trail.lines,
+            "auth_user": relay.username if relay else None, "last_seen": trail.last_seen, "log": trail.lines,
             "elapsed_seconds": round(elapsed, 3), "timeout_seconds": timeout}
 
 
-def _port(relay_field: str | None, relay: dict) -> int:
-    if relay.get("port"):
-        return int(relay["port"])
+def _port(relay_field: str | None, relay: RelayTarget | None) -> int:
+    if relay and relay.port:
+        return relay.port
     tail = (relay_field or "").rpartition(":")[2]
     return int(tail) if tail.isdigit() else 0
 
@@ -235,13 +237,15 @@ def command(args) -> int:
     problems = usage_problems(args)
     try:
         settings = load_settings(args.settings)
+        relay = deployed.read(settings.relay_settings_path)
     except SettingsError as exc:
         problems += exc.problems
+    except deployed.RelayTargetError as exc:
+        problems.append(str(exc))
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2
-    relay = read_json(settings.relay_settings_path, {}) or {}
-    sender = args.sender or relay.get("sender_address") or f"root@{settings.host}"
+    sender = args.sender or (relay and relay.sender_address) or f"root@{settings.host}"
     config = ("-C", str(settings.postfix_config_dir)) if settings.postfix_config_dir else ()
     with tempfile.TemporaryDirectory(prefix="mailagent-send-test-") as folder:
         source = make_source(settings.model_copy(update={"state_dir": folder}))

@@ -6,12 +6,12 @@ uploads these files; `mailagent render` writes them to a folder.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
+from mailagent.relay.deployed import DrainTarget, RelayTarget
 from mailagent.relay.profile import RelayProfile
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -121,21 +121,20 @@ def _main_cf(profile, target, relayhost, fallbacks, files) -> str:
 
 
 def relay_settings(profile: RelayProfile, target: Target) -> str:
-    """What `mailagent check-relay` and the agent need to know; no secret in it."""
-    settings = {
-        "provider": profile.provider,
-        "host": profile.host,
-        "port": profile.port,
-        "tls": profile.tls,
-        "tls_verify": profile.tls_verify,
-        "ca_file": ca_file(profile, target) if profile.tls_verify != "encrypt" else None,
-        "username": profile.username,
-        "sender_address": profile.sender_address,  # send-test's default sender
-        "relayhost": destination(profile.host, profile.port),
-        "hints": profile.preset.hints,
-        "drain": drain_settings(profile, target),
-    }
-    return json.dumps(settings, indent=2, sort_keys=True) + "\n"
+    """relay.json: what `mailagent check-relay` and the agent need to know; no secret in it."""
+    return RelayTarget(
+        provider=profile.provider,
+        host=profile.host,
+        port=profile.port,
+        tls=profile.tls,
+        tls_verify=profile.tls_verify,
+        ca_file=ca_file(profile, target) if profile.tls_verify != "encrypt" else None,
+        username=profile.username,
+        sender_address=profile.sender_address,
+        relayhost=destination(profile.host, profile.port),
+        hints=profile.preset.hints,
+        drain=drain_settings(profile, target),
+    ).to_json()
 
 
 def _reuse(profile: RelayProfile) -> bool:
@@ -163,13 +162,13 @@ def _drain_passwd(profile: RelayProfile) -> str:
                  f"{drain.username}:{drain.password.get_secret_value()}"})
 
 
-def drain_settings(profile: RelayProfile, target: Target) -> dict | None:
-    """What `mailagent drain` switches Postfix to (the agent's drain_* settings)."""
+def drain_settings(profile: RelayProfile, target: Target) -> DrainTarget | None:
+    """What `mailagent drain` switches Postfix to (the agent's `drain` setting)."""
     drain = profile.drain_relay
     if not drain:
         return None
     ca = DRAIN_CA_PATH if (drain.ca_pem or profile.ca_pem) else target.ca_bundle
-    return {"relay": destination(drain.host, drain.port), "tls": drain.tls, "ca_file": ca}
+    return DrainTarget(relay=destination(drain.host, drain.port), tls=drain.tls, ca_file=ca)
 
 
 def _generic_entries(profile: RelayProfile, target: Target) -> dict[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mailagent.agent import runner
 from mailagent.agent.settings import AgentSettings
-from mailagent.agent.statefile import read_json
+from mailagent.relay import deployed
 from mailagent.report import PostfixSection
 
 TIMEOUT = 20
@@ -56,4 +56,8 @@ class Check:
         return result.stdout.strip() or None
 
     def relay_expected(self) -> str | None:
-        return (read_json(self.settings.relay_settings_path, {}) or {}).get("relayhost")
+        try:
+            relay = deployed.read(self.settings.relay_settings_path)
+        except deployed.RelayTargetError:  # relay_reach reports it; master and check still count
+            return None
+        return relay.relayhost if relay else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from mailagent.agent.settings import AgentSettings
-from mailagent.agent.statefile import read_json
+from mailagent.relay import deployed
 from mailagent.report import RelaySection
 
 TIMEOUT = 15.0
@@ -34,20 +34,19 @@ class Check:
         return self.settings.relay_check_interval_seconds
 
     def run(self, now: float) -> RelaySection:
-        relay = read_json(self.settings.relay_settings_path)
-        if not relay:
+        relay = deployed.read(self.settings.relay_settings_path)
+        if relay is None:
             raise NotConfigured(f"{self.settings.relay_settings_path} missing: relay not deployed")
         check_relay, read_credentials = self._functions()
         user = password = None
-        if relay.get("username"):
+        if relay.username:
             try:
-                creds = read_credentials(str(self.settings.sasl_map), f"[{relay['host']}]:{relay['port']}")
+                creds = read_credentials(str(self.settings.sasl_map), f"[{relay.host}]:{relay.port}")
             except PermissionError:  # root's 0600 map: check up to TLS only
                 creds = None
             user, password = creds or (None, None)
-        result = check_relay(relay["host"], relay["port"], relay["tls"], user, password,
-                             relay.get("ca_file"), TIMEOUT, relay.get("tls_verify", "verify"),
-                             relay.get("hints") or {})
+        result = check_relay(relay.host, relay.port, relay.tls, user, password, relay.ca_file,
+                             TIMEOUT, relay.tls_verify, relay.hints)
         return RelaySection(reachable=bool(result["ok"]), code=result.get("code"),
                             hint=(result.get("hint") or None) and result["hint"][:512],
                             checked_at=datetime.fromtimestamp(now, timezone.utc))
