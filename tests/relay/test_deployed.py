@@ -61,3 +61,19 @@ def test_keys_a_newer_deploy_adds_are_ignored(tmp_path):
 def test_a_drain_target_is_validated_in_one_place(field, value):
     with pytest.raises(ValidationError, match=field):
         DrainTarget(**{field: value})
+
+
+def test_check_relay_reads_the_target(tmp_path, monkeypatch, capsys):
+    from mailagent.cli import main
+    from mailagent.relay import check
+    path = tmp_path / "relay.json"
+    assert main(["check-relay", "--settings", str(path)]) == 2
+    assert capsys.readouterr().err == f"{path}: no such file (deploy the relay first)\n"
+    path.write_text(rendered({"host": "smtp.example.com", "port": 465, "username": "u",
+                              "password": "p"}))
+    seen = []
+    monkeypatch.setattr(check, "main", lambda argv: seen.append(argv) or 0)
+    assert main(["check-relay", "--settings", str(path), "--sasl-map", str(path)]) == 0
+    assert seen[0][:8] == ["--host", "smtp.example.com", "--port", "465", "--tls", "implicit",
+                           "--verify", "verify"]
+    assert seen[0][-4:] == ["--ca-file", "/etc/ssl/certs/ca-certificates.crt", "--sasl-map", str(path)]

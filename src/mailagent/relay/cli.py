@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from mailagent.relay import check
+from mailagent.relay import check, deployed
 from mailagent.relay.presets import providers
 from mailagent.relay.parse import parse_profile
 from mailagent.relay.profile import ProfileError
@@ -120,16 +120,19 @@ def _ports(ports) -> str:
 
 def cmd_check_relay(args) -> int:
     try:
-        settings = json.loads(args.settings.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        print(f"{args.settings}: {exc} (deploy the relay first)", file=sys.stderr)
+        relay = deployed.read(args.settings)
+    except deployed.RelayTargetError as exc:
+        print(f"{exc} (deploy the relay first)", file=sys.stderr)
         return 2
-    argv = ["--host", settings["host"], "--port", str(settings["port"]), "--tls", settings["tls"],
-            "--verify", settings["tls_verify"], "--timeout", str(args.timeout),
-            "--hints-json", json.dumps(settings.get("hints", {}))]
-    if settings.get("ca_file"):
-        argv += ["--ca-file", settings["ca_file"]]
-    if settings.get("username") and os.path.exists(args.sasl_map):
+    if relay is None:
+        print(f"{args.settings}: no such file (deploy the relay first)", file=sys.stderr)
+        return 2
+    argv = ["--host", relay.host, "--port", str(relay.port), "--tls", relay.tls,
+            "--verify", relay.tls_verify, "--timeout", str(args.timeout),
+            "--hints-json", json.dumps(relay.hints)]
+    if relay.ca_file:
+        argv += ["--ca-file", relay.ca_file]
+    if relay.username and os.path.exists(args.sasl_map):
         argv += ["--sasl-map", args.sasl_map]
     if args.json:
         argv.append("--json")
