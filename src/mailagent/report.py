@@ -20,7 +20,7 @@ notice `mailagent drain` sends (signed like every report) once the host's queue 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Literal
 
@@ -210,7 +210,6 @@ class Report(_Model):
 
 def example_report(host: str = "web1.example.org", when: datetime | None = None) -> Report:
     """A small valid report (for docs and the collector's tests)."""
-    from datetime import timezone
     return Report(host=host, agent_version="0.1.0", interval_seconds=60,
                   generated_at=when or datetime.now(timezone.utc),
                   checks=[CheckResult(name="queue_counts", success=True, duration_seconds=0.01)],

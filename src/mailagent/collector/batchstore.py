@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Iterator
 
 from sqlalchemy import String
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from mailagent.collector.db import (UTCDateTime, aware_utc, hosts, naive_utc, nonces,
@@ -185,7 +186,6 @@ def _records(rows: list[dict]) -> str:
 
 def _recordset(table, names: tuple[str, ...]) -> str:
     """`json_to_recordset(%s::json) AS r(name type, ...)` for `names` of `table`."""
-    from sqlalchemy.dialects import postgresql
     fields = []
     for name in names:
         kind = table.c[name].type

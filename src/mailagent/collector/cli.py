@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import ssl
@@ -58,11 +59,12 @@ def _check(args) -> int:
 
 
 def _fleet(args) -> int:
-    import json
-
+    # Imported here, not above: every `mailagent` command loads this module, and only `fleet`
+    # needs httpx and the dashboard's helpers (fastapi, jinja2): a second of start-up on a VM.
     import httpx
 
     from mailagent.collector import fleettext
+
     verify = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else True
     try:
         token = (Path(args.token_file).read_text() if args.token_file
@@ -89,7 +91,8 @@ def _serve(args) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    from mailagent.collector.server import serve
+    from mailagent.collector.server import serve  # here: uvicorn and the app load only for `serve`
+
     try:
         serve(settings)
     except Exception as exc:  # noqa: BLE001 - runtime failure: one line, exit 1

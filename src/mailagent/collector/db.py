@@ -9,10 +9,11 @@ Nothing secret is stored: reports carry none, and hosts hold only public keys.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import (Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table,
                         Text, create_engine, event)
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.types import TypeDecorator
 
 
@@ -139,8 +140,6 @@ def make_engine(url: str, ping: bool = True) -> Engine:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    from pathlib import Path
-    from sqlalchemy.engine import make_url
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import time
 
 from mailagent.lab import state as lab_state
 from mailagent.lab.image import DEFAULT_DEBIAN, SUITES
+from mailagent.lab.sink_cli import register_sink
 
 
 def register(subparsers) -> None:
@@ -47,19 +48,8 @@ def register(subparsers) -> None:
     shell.add_argument("cmd", nargs=argparse.REMAINDER, help="command after `--`")
     shell.set_defaults(func=cmd_ssh)
 
-    _register_sink(commands)
-    lab.set_defaults(func=lambda _args: (lab.print_help(sys.stderr), 2)[1])
-
-
-def _register_sink(commands) -> None:
-    # The sink's commands come from its own module, which may not exist yet in a given tree.
-    try:
-        from mailagent.lab.sink_cli import register_sink
-    except ModuleNotFoundError as exc:
-        if exc.name != "mailagent.lab.sink_cli":
-            raise
-        return
     register_sink(commands)
+    lab.set_defaults(func=lambda _args: (lab.print_help(sys.stderr), 2)[1])
 
 
 def _progress(started: float):
@@ -69,6 +59,8 @@ def _progress(started: float):
     return say
 
 
+# The commands import vm and ssh themselves: they load paramiko (most of a second under emulation),
+# which every other `mailagent` command would pay for if this module imported it.
 def cmd_up(args) -> int:
     from mailagent.lab import vm
 

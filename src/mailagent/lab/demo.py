@@ -19,7 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from mailagent.lab import image, mail, state as lab_state, vm
+import httpx
+
+from mailagent.collector import fleettext
+from mailagent.lab import image, mail, paths, state as lab_state, vm
 
 HOSTS = int(os.environ.get("MAILAGENT_DEMO_HOSTS", "2"))
 HUB = os.environ.get("MAILAGENT_DEMO_HUB", "0") == "1"
@@ -51,7 +54,7 @@ def ensure_lab() -> dict:
     if state:
         say("the lab left running is not the demo's (stopped parts, another shape, release or "
             "recipe): taking it down")
-        vm.clean(lab_state.lab_dir(), say)
+        vm.clean(paths.lab_dir(), say)
     return vm.up(hosts=HOSTS, hub=HUB, debian=DEBIAN, progress=say)
 
 
@@ -89,10 +92,6 @@ def summary(rows: list[dict]) -> bool:
 
 def fleet(state: dict) -> bool:
     """Wait for a fresh report from every relay, then print the collector's fleet summary."""
-    import httpx
-
-    from mailagent.collector import fleettext
-
     collector = state.get("collector")
     if not collector:
         print("no collector in this lab")

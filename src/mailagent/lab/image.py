@@ -24,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from mailagent.lab import paths
 from mailagent.lab.paths import Mirrors, host_mirrors
 
@@ -218,9 +221,6 @@ def _runner(log, log_path: Path) -> Callable[..., None]:
 
 def _write_key_pair(folder: Path, root: Path) -> None:
     """Make the lab key pair (kept beside the image) and make it root's only way in."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()

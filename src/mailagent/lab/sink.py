@@ -21,6 +21,7 @@ from pathlib import Path
 from mailagent.lab import sink_store as store
 
 DEFAULT_HOSTNAME = "sink.lab.mailagent.test"
+DAEMON = "mailagent.lab.sink_daemon"  # run as `python -m DAEMON serve ...`
 # The sink is reached from guests as QEMU user networking's host alias, and from the host itself.
 CERT_IPS = ["10.0.2.2", "127.0.0.1"]
 START_TIMEOUT = 30.0
@@ -74,7 +75,7 @@ def _info(sdir: Path, runtime: dict, creds: dict, tls: dict) -> dict:
 
 def _launch(sdir: Path, wanted: dict) -> dict:
     """Start `serve` in its own session and wait for it to write "ready" (or why not) on a pipe."""
-    cmd = [sys.executable, "-m", "mailagent.lab.sink_daemon", "serve", "--dir", str(sdir),
+    cmd = [sys.executable, "-m", DAEMON, "serve", "--dir", str(sdir),
            "--ready-fd", str(READY_FD), "--bind", wanted["bind"], "--hostname", wanted["hostname"]]
     cmd += [a for p in wanted["starttls"] for a in ("--starttls-port", str(p))]
     cmd += [a for p in wanted["implicit"] for a in ("--implicit-port", str(p))]
@@ -190,7 +191,7 @@ def _is_sink(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"mailagent.lab.sink" in cmdline and b"serve" in cmdline
+    return DAEMON.encode() in cmdline and b"serve" in cmdline
 
 
 def _terminate(pid: int) -> None:

@@ -1,6 +1,6 @@
 """`mailagent lab sink start|stop|status|mode` and `mailagent lab mail [--json]`.
 
-The lab dir is `mailagent.lab.state.lab_dir()` ($MAILAGENT_LAB_DIR, default
+The lab dir is `mailagent.lab.paths.lab_dir()` ($MAILAGENT_LAB_DIR, default
 ~/.local/state/mailagent/lab). `lab sink start` comes back on the ports recorded in
 `<lab_dir>/sink/config.json` by the previous start, so guests configured for them keep working.
 """
@@ -9,21 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
-from mailagent.lab import sink, sink_store
-
-DEFAULT_LAB_DIR = "~/.local/state/mailagent/lab"
-
-
-def lab_dir() -> Path:
-    """The lab's folder, as the rest of `mailagent lab` finds it."""
-    try:
-        from mailagent.lab.state import lab_dir as state_lab_dir
-    except ImportError:  # the lab's own modules may be absent from a partial install
-        return Path(os.environ.get("MAILAGENT_LAB_DIR") or DEFAULT_LAB_DIR).expanduser().absolute()
-    return Path(state_lab_dir())
+from mailagent.lab import sink, sink_store, state
+from mailagent.lab.paths import lab_dir
 
 
 def register_sink(lab_subparsers) -> None:
@@ -115,10 +103,6 @@ def mail_line(rec: dict) -> str:
 def _record_in_lab_state(info: dict | None) -> None:
     """Keep a running lab's state.json in step, so `lab status` shows the new pid and
     `lab down` stops a sink started by hand. Without a lab there is nothing to update."""
-    try:
-        from mailagent.lab import state
-    except ImportError:
-        return
     try:
         current = state.load(lab_dir())
     except state.LabNotRunning:

@@ -76,13 +76,8 @@ class LabState(BaseModel):
     collector: dict[str, Any] | None = Field(None, description="The collector, or null.")
 
 
-def lab_dir() -> Path:
-    """The lab folder (`$MAILAGENT_LAB_DIR`, default ~/.local/state/mailagent/lab)."""
-    return paths.lab_dir()
-
-
 def state_path(folder: Path | str | None = None) -> Path:
-    return Path(folder or lab_dir()) / STATE_FILE
+    return Path(folder or paths.lab_dir()) / STATE_FILE
 
 
 def load(lab_dir: Path | str | None = None) -> dict:
