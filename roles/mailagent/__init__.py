@@ -26,6 +26,7 @@ from pyinfra.operations.util import any_changed
 
 from mailagent.agent import queue_counter
 from mailagent.agent.settings import AgentSettings, to_toml
+from mailagent.relay.deployed import DrainTarget
 from mailagent.relay.render import Target, drain_settings
 from roles.mailagent.operations import registered, signing_key
 from roles.mailagent.settings import COLLECTOR_CA_PATH, collector_ca_pem, collector_of, settings_for
@@ -65,7 +66,7 @@ def install_agent(role: str = "relay"):
     register(settings)
 
 
-def _drain(platform: Platform) -> dict | None:
+def _drain(platform: Platform) -> DrainTarget | None:
     """The relay profile's drain target, as `mailagent drain` needs it (None without one)."""
     if not host.data.get("relay"):
         return None

@@ -18,6 +18,7 @@ from pyinfra.api import DeployError
 
 from mailagent.agent.settings import AgentSettings
 from mailagent.names import is_host_name
+from mailagent.relay.deployed import DrainTarget
 from mailagent.settings_loader import problem_lines
 
 COLLECTOR_CA_PATH = "/etc/mailagent/collector-ca.pem"
@@ -51,21 +52,17 @@ def collector_ca_pem(host, collector: dict) -> str | None:
     return path.read_text().strip() + "\n"
 
 
-def settings_for(host, fallback_hostname, role: str = "relay", drain: dict | None = None,
+def settings_for(host, fallback_hostname, role: str = "relay", drain: DrainTarget | None = None,
                  log_source: str | None = None) -> AgentSettings:
     """AgentSettings for `host`; DeployError with one line per problem, naming the field.
 
     `role` is what the site deploy installed (relay or hub); `drain` is the relay profile's
-    drain target as rendered ({"relay", "tls", "ca_file"}), the defaults for drain_*;
+    drain target as rendered, under what the host data says of `drain` itself;
     `log_source` is where the host's platform puts Postfix's log (the default for log_source)."""
     data = dict(host.data.get("mailagent") or {})
     data.setdefault("role", role)
     if log_source:
         data.setdefault("log_source", log_source)
-    if drain:
-        data.setdefault("drain_relay", drain["relay"])
-        data.setdefault("drain_tls", drain["tls"])
-        data.setdefault("drain_ca_file", drain["ca_file"])
     collector = collector_of(host)
     if collector and "collector_url" not in data:
         data["collector_url"] = collector["url"]
@@ -74,7 +71,14 @@ def settings_for(host, fallback_hostname, role: str = "relay", drain: dict | Non
     if "host" not in data:
         data["host"] = host.name if is_host_name(host.name) else fallback_hostname()
     try:
-        return AgentSettings.model_validate(data)
+        settings = AgentSettings.model_validate(data)
     except ValidationError as exc:
         problems = [f"{host.name}: {line}" for line in problem_lines(exc, "mailagent")]
         raise DeployError("invalid mailagent settings, nothing was changed:\n" + "\n".join(problems)) from None
+    return _drain_under(settings, drain) if drain else settings
+
+
+def _drain_under(settings: AgentSettings, drain: DrainTarget) -> AgentSettings:
+    """`settings` with the profile's drain target, each drain field the host data set kept."""
+    given = settings.drain.model_dump(include=settings.drain.model_fields_set)
+    return settings.model_copy(update={"drain": drain.model_copy(update=given)})

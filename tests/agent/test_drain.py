@@ -324,7 +324,7 @@ def test_drain_relay_must_be_a_bracketed_next_hop(value, ok):
 
     from mailagent.agent.settings import AgentSettings
     if ok:
-        assert AgentSettings(host="h", drain_relay=value).drain_relay == value
+        assert AgentSettings(host="h", drain_relay=value).drain.relay == value
     else:
         with pytest.raises(ValidationError, match="drain_relay"):
             AgentSettings(host="h", drain_relay=value)

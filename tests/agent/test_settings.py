@@ -60,3 +60,31 @@ def test_to_toml_round_trips(tmp_path):
 def test_every_setting_is_described():
     for name, field in AgentSettings.model_fields.items():
         assert field.description, name
+
+
+def test_drain_as_a_table_or_in_the_older_flat_keys(tmp_path):
+    from mailagent.relay.deployed import DrainTarget
+    target = DrainTarget(relay="[hub.example.net]:1465", tls="implicit", ca_file="/etc/postfix/drain-ca.pem")
+    table, flat = tmp_path / "table.toml", tmp_path / "flat.toml"
+    table.write_text('host = "h"\n[drain]\nrelay = "[hub.example.net]:1465"\ntls = "implicit"\n'
+                     'ca_file = "/etc/postfix/drain-ca.pem"\n')
+    flat.write_text('host = "h"\ndrain_relay = "[hub.example.net]:1465"\ndrain_tls = "implicit"\n'
+                    'drain_ca_file = "/etc/postfix/drain-ca.pem"\n')
+    assert load_settings(table, {}).drain == load_settings(flat, {}).drain == target
+    assert load_settings(tmp_path / "none.toml", {}).drain == DrainTarget()
+    written = tmp_path / "written.toml"
+    written.write_text(to_toml(load_settings(flat, {})))
+    assert "[drain]" in written.read_text() and load_settings(written, {}).drain == target
+
+
+def test_drain_from_the_environment_in_either_form(tmp_path):
+    env = {"MAILAGENT_HOST": "h", "MAILAGENT_DRAIN_RELAY": "[hub]:1587", "MAILAGENT_DRAIN__TLS": "implicit"}
+    assert load_settings(tmp_path / "none.toml", env).drain.model_dump() == {
+        "relay": "[hub]:1587", "tls": "implicit", "ca_file": None}
+    path = tmp_path / "agent.toml"
+    path.write_text('host = "h"\ndrain_relay = "[old]:1587"\n')
+    assert load_settings(path, {"MAILAGENT_DRAIN__RELAY": "[new]:1587"}).drain.relay == "[new]:1587"
+    path.write_text('host = "h"\n[drain]\nrelay = "[old]:1587"\n')
+    assert load_settings(path, {"mailagent_drain_relay": "[new]:1587"}).drain.relay == "[new]:1587"
+    with pytest.raises(SettingsError, match="drain.relay: Value error"):
+        load_settings(path, {"MAILAGENT_DRAIN__RELAY": "hub:1587"})

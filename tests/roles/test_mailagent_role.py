@@ -158,3 +158,25 @@ def test_admin_token_goes_on_stdin_after_the_registration_token(run_deploy, whee
     assert f"{MAILAGENT} register --settings /etc/mailagent/agent.toml" in text
     assert "admin-TOKEN-s3cret" not in text and "reg-TOKEN-s3cret" not in text
     assert host.connector.executed_commands  # the plan ran
+
+
+def test_the_profile_drain_target_fills_what_the_host_data_leaves_unset():
+    from mailagent.relay.deployed import DrainTarget
+    from roles.mailagent.settings import settings_for
+
+    class Host:
+        name = "web1.example.org"
+
+        def __init__(self, data):
+            self.data = data
+
+    target = DrainTarget(relay="[hub.example.net]:1587", ca_file="/etc/postfix/drain-ca.pem")
+    assert settings_for(Host({}), str, drain=target).drain == target
+    flat = settings_for(Host({"mailagent": {"drain_tls": "implicit"}}), str, drain=target)
+    table = settings_for(Host({"mailagent": {"drain": {"tls": "implicit"}}}), str, drain=target)
+    assert flat.drain == table.drain == target.model_copy(update={"tls": "implicit"})
+    off = settings_for(Host({"mailagent": {"drain_relay": None}}), str, drain=target)
+    assert off.drain.relay is None
+    assert settings_for(Host({}), str).drain == DrainTarget()
+    with pytest.raises(DeployError, match="web1.example.org: mailagent.drain_relay: Value error"):
+        settings_for(Host({"mailagent": {"drain_relay": "hub:1587"}}), str, drain=target)

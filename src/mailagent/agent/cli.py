@@ -35,12 +35,12 @@ def register(subparsers) -> None:
     cmd.set_defaults(func=cmd_register)
 
     cmd = subparsers.add_parser("drain", help="make this host safe to remove: refuse new mail, empty "
-                                "the queue (handing the rest to drain_relay); exit 0 only when empty")
+                                "the queue (handing the rest to drain.relay); exit 0 only when empty")
     cmd.add_argument("--settings", type=Path)
     cmd.add_argument("--timeout", type=float, default=120, metavar="S",
                      help="seconds to wait for the smarthost to take the queue (default 120)")
     cmd.add_argument("--handover-timeout", type=float, default=120, metavar="S",
-                     help="seconds to wait for drain_relay to take the rest (default 120)")
+                     help="seconds to wait for drain.relay to take the rest (default 120)")
     cmd.add_argument("--config-dir", type=Path, metavar="DIR",
                      help="Postfix config directory (postconf -c; default: postfix_config_dir)")
     cmd.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
@@ -148,8 +148,8 @@ def drain_problems(settings, args, euid: int) -> list[str]:
     config_dir = args.config_dir or settings.postfix_config_dir
     if config_dir is not None and not (Path(config_dir) / "main.cf").is_file():
         problems.append(f"--config-dir: no main.cf in {config_dir}")
-    if settings.drain_ca_file and not Path(settings.drain_ca_file).is_file():
-        problems.append(f"drain_ca_file: no such file {settings.drain_ca_file}")
+    if settings.drain.ca_file and not Path(settings.drain.ca_file).is_file():
+        problems.append(f"drain_ca_file: no such file {settings.drain.ca_file}")
     return problems
 
 

@@ -3,7 +3,7 @@
     1. refuse new local mail (drain_postfix.refuse_edits), postfix reload
     2. postqueue -f; wait until the queue is empty or --timeout, flushing again while everything
        waits in deferred (the smarthost may be back)
-    3. mail left and drain_relay set: aim Postfix at it (drain_postfix.handover_edits), reload,
+    3. mail left and drain.relay set: aim Postfix at it (drain_postfix.handover_edits), reload,
        postsuper -r, postqueue -f; wait up to --handover-timeout
     4. print what happened; exit 0 only when the queue is empty (then tell the collector), else 1.
        Nothing is ever deleted, and Postfix is left refusing new mail: re-run the deploy to undo.
@@ -133,9 +133,9 @@ class Drainer:
         smarthost = self.postfix.get("relayhost").get("relayhost") or "(direct delivery)"
         result.phases.append(self.phase("smarthost", smarthost, self.options.timeout))
         remaining = self.counts()
-        if deliverable(remaining) and self.settings.drain_relay:
+        if deliverable(remaining) and self.settings.drain.relay:
             result.postfix_changes = self.handover()
-            result.phases.append(self.phase("handover", self.settings.drain_relay,
+            result.phases.append(self.phase("handover", self.settings.drain.relay,
                                             self.options.handover_timeout, requeue=True))
         elif deliverable(remaining):
             self.out("no drain_relay configured: the rest stays queued here")
@@ -157,13 +157,13 @@ class Drainer:
         return done
 
     def handover(self) -> list[str]:
-        s = self.settings
+        target = self.settings.drain
         before = self.postfix.get(*HANDOVER_PARAMS)
-        edits = dp.handover_edits(s.drain_relay, s.drain_tls, s.drain_ca_file, before)
+        edits = dp.handover_edits(target.relay, target.tls, target.ca_file, before)
         changes = dp.changed(before, edits)
         self.postfix.set(edits)
         self.postfix.reload()
-        self.out(f"handing over to {s.drain_relay}: " + "; ".join(changes))
+        self.out(f"handing over to {target.relay}: " + "; ".join(changes))
         return changes
 
     def phase(self, via: str, target: str, timeout: float, requeue: bool = False) -> Phase:
@@ -246,7 +246,7 @@ def format_result(result: DrainResult, settings: AgentSettings) -> list[str]:
                  "the reasons above)")
     if result.collector:
         lines.append(f"collector: {result.collector}")
-    lines.append("Postfix still refuses new mail" + (" and relays to " + settings.drain_relay
+    lines.append("Postfix still refuses new mail" + (" and relays to " + settings.drain.relay
                                                      if result.postfix_changes else "")
                  + ": re-run the deploy to undo.")
     return lines

@@ -18,22 +18,23 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mailagent import settings_loader
 from mailagent.names import HostName
+from mailagent.relay.deployed import DrainTarget
 from mailagent.settings_loader import SettingsError  # noqa: F401 (the CLIs catch it from here)
 
 DEFAULT_PATH = Path("/etc/mailagent/agent.toml")
-# Postfix's "[host]:port" next-hop form (brackets: no MX lookup); IPv6 as [ipv6:2001:db8::1].
-_NEXTHOP = re.compile(r"^\[(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|ipv6:[0-9A-Fa-f:.]+)\]:(\d{1,5})$")
 ENV_PREFIX = "MAILAGENT_"
+# The drain settings before they were the `drain` table; agent.toml files on deployed hosts and
+# MAILAGENT_DRAIN_RELAY-style variables still use them.
+FLAT_DRAIN = {"drain_relay": "relay", "drain_tls": "tls", "drain_ca_file": "ca_file"}
 
 
 class AgentSettings(BaseModel):
@@ -105,20 +106,26 @@ class AgentSettings(BaseModel):
         default="relay", description="What this host is, carried in every report: `relay` (a "
         "fleet host's null client) or `hub` (the central relay the fleet hands mail to); the "
         "collector shows hubs apart.")
-    drain_relay: str | None = Field(
-        default=None, description="Postfix next hop `mailagent drain` hands the remaining queue to "
-        "when the smarthost cannot take it before --timeout, as \"[host]:port\" "
-        "(e.g. [hub.example.net]:1587); it becomes `relayhost`, and its SASL credentials must "
-        "already be in the sasl_passwd map under that exact key. None: no handover, mail the "
-        "smarthost cannot take stays queued and drain exits 1.")
-    drain_tls: Literal["starttls", "implicit"] = Field(
-        default="starttls", description="TLS to drain_relay: `starttls` (smtp_tls_wrappermode = "
-        "no, e.g. port 1587) or `implicit` (smtp_tls_wrappermode = yes, e.g. port 1465). TLS is "
-        "always required on the handover.")
-    drain_ca_file: str | None = Field(
-        default=None, description="Absolute path of the CA certificate that signed "
-        "drain_relay's certificate; set: smtp_tls_security_level = secure with this "
-        "smtp_tls_CAfile. None: `encrypt` (TLS required, certificate not verified).")
+    drain: DrainTarget = Field(
+        default_factory=DrainTarget, description="Where `mailagent drain` hands the rest of the "
+        "queue; the relay deploy fills it from the relay profile's drain_relay.")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _flat_drain(cls, data, handler):
+        """Read the flat drain_relay/drain_tls/drain_ca_file of older agent.toml files and host
+        data as `drain` (the table wins where both are given), naming them as written in errors."""
+        flat = [key for key in FLAT_DRAIN if isinstance(data, dict) and key in data]
+        if not flat:
+            return handler(data)
+        data = dict(data)
+        table = data.get("drain")
+        table = table.model_dump(exclude_unset=True) if isinstance(table, DrainTarget) else table
+        data["drain"] = {**{FLAT_DRAIN[key]: data.pop(key) for key in flat}, **(table or {})}
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise _flat_names(exc, flat) from None
 
     @field_validator("log_source")
     @classmethod
@@ -144,23 +151,6 @@ class AgentSettings(BaseModel):
             raise ValueError("must be a loopback address:port, e.g. 127.0.0.1:9391")
         return value
 
-    @field_validator("drain_relay")
-    @classmethod
-    def _nexthop(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        match = _NEXTHOP.match(value)
-        if not match or not 1 <= int(match.group(1)) <= 65535:
-            raise ValueError('must be "[host]:port" with a port 1-65535, e.g. "[hub.example.net]:1587"')
-        return value
-
-    @field_validator("drain_ca_file")
-    @classmethod
-    def _absolute(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError("must be an absolute path")
-        return value
-
     @field_validator("checks")
     @classmethod
     def _known_checks(cls, value: dict[str, bool]) -> dict[str, bool]:
@@ -180,7 +170,22 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     """Read the TOML file (missing file: defaults), then the MAILAGENT_ variables over it."""
     environ = os.environ if environ is None else environ
     path = Path(path or environ.get(ENV_PREFIX + "SETTINGS", DEFAULT_PATH))
-    return settings_loader.load(AgentSettings, path, environ, prefix=ENV_PREFIX)
+    return settings_loader.load(AgentSettings, path, _nested_drain(environ), prefix=ENV_PREFIX)
+
+
+def _nested_drain(environ: Mapping[str, str]) -> dict[str, str]:
+    """MAILAGENT_DRAIN_RELAY (the flat form) as MAILAGENT_DRAIN__RELAY, the `drain` table's."""
+    renamed = {(ENV_PREFIX + flat).upper(): f"{ENV_PREFIX}DRAIN__{key.upper()}"
+               for flat, key in FLAT_DRAIN.items()}
+    return {renamed.get(name.upper(), name): value for name, value in environ.items()}
+
+
+def _flat_names(exc: ValidationError, flat: list[str]) -> ValidationError:
+    """`exc` with drain.relay named drain_relay (and so on) where the flat key was given."""
+    names = {("drain", FLAT_DRAIN[key]): key for key in flat}
+    errors = [{**err, "loc": (names[err["loc"][:2]], *err["loc"][2:])}
+              if err["loc"][:2] in names else err for err in exc.errors(include_url=False)]
+    return ValidationError.from_exception_data(exc.title, errors)
 
 
 def to_toml(settings: AgentSettings) -> str:
@@ -192,7 +197,8 @@ def to_toml(settings: AgentSettings) -> str:
         if value is None:
             continue
         if isinstance(value, dict):
-            tables.append(f"\n[{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in value.items()))
+            tables.append(f"\n[{key}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in value.items()
+                                                    if v is not None))
         else:
             lines.append(f"{key} = {_toml_value(value)}\n")
     return "# Written by roles/mailagent; fields: mailagent.agent.settings.AgentSettings\n" + \
