@@ -44,7 +44,7 @@ $(BIN)/activate:
 
 venv: $(BIN)/activate
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[collector,lab,test]'
+	$(BIN)/pip install -q -e '.[deploy,agent,collector,lab,test]'
 
 test: deps venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

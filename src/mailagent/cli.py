@@ -38,10 +38,16 @@ def _area(name: str):
         raise
 
 
-# Modules only an extra brings, and that extra: a command that needs one says what to install.
-EXTRAS = {"fastapi": "collector", "uvicorn": "collector", "sqlalchemy": "collector",
-          "alembic": "collector", "psycopg": "collector", "nacl": "collector", "aiosmtpd": "lab",
-          "pytest": "test", "hypothesis": "test"}
+# Modules only an extra brings (pyproject.toml), and that extra: a command that needs one says
+# what to install. The lab's extra brings deploy's and collector's too.
+EXTRAS = {"httpx": "agent",
+          "pyinfra": "deploy", "pyinfra_cli": "deploy", "paramiko": "deploy", "dns": "deploy",
+          "packaging": "deploy",
+          "fastapi": "collector", "uvicorn": "collector", "sqlalchemy": "collector",
+          "alembic": "collector", "psycopg": "collector", "nacl": "collector",
+          "aiosmtpd": "lab", "pytest": "test", "hypothesis": "test"}
+# Commands whose own extra brings all the others they need: named instead of the module's.
+COMMAND_EXTRAS = {"lab": "lab"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = EXTRAS.get((exc.name or "").split(".")[0])
         if extra is None:
             raise
+        extra = COMMAND_EXTRAS.get(args.command, extra)
         print(f"mailagent {args.command}: needs the {extra} extra (missing module {exc.name}): "
               f"pip install 'mailagent[{extra}]' (from a checkout: pip install -e '.[{extra}]')",
               file=sys.stderr)

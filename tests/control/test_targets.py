@@ -57,7 +57,7 @@ def test_wheels_command_exits_1_with_pips_tail(tmp_path, capsys, monkeypatch):
               "ERROR: No matching distribution found for pydantic-core==9\n")
     monkeypatch.setattr(wheels.subprocess, "run",
                         lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", stderr))
-    monkeypatch.setattr("mailagent.control.cli.agent_spec", lambda: agent_spec(tmp_path / "cache"))
+    monkeypatch.setattr("mailagent.control.wheels.agent_spec", lambda: agent_spec(tmp_path / "cache"))
     assert main(["wheels", "--python", "3.13.5", "--machine", "aarch64", "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "for Python 3.13.5 on aarch64, glibc 2.34 failed (pip download)" in err
@@ -67,7 +67,7 @@ def test_wheels_command_exits_1_with_pips_tail(tmp_path, capsys, monkeypatch):
 
 def test_wheels_command_writes_the_set_under_its_target_key(tmp_path, capsys, monkeypatch):
     spec = _fake_spec(tmp_path)
-    monkeypatch.setattr("mailagent.control.cli.agent_spec", lambda: spec)
+    monkeypatch.setattr("mailagent.control.wheels.agent_spec", lambda: spec)
     _cached_deps(spec, WheelTarget("3.12.3", "x86_64", (2, 34)))
     monkeypatch.setattr(wheels.subprocess, "run", _no_pip)
     assert main(["wheels", "--python", "3.12", "--machine", "x86_64", "--out", str(tmp_path / "out")]) == 0

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from mailagent.control.targets import MACHINES, UnsupportedTarget, parse_target
-from mailagent.control.wheels import ResolutionFailed, agent_spec, build_set
 
 
 def register(subparsers) -> None:
@@ -25,6 +24,8 @@ def register(subparsers) -> None:
 
 
 def cmd_wheels(args) -> int:
+    from mailagent.control import wheels  # needs the deploy extra (packaging): imported when used
+
     try:
         target, notes = parse_target(args.python, args.machine, args.glibc)
     except UnsupportedTarget as exc:
@@ -34,11 +35,11 @@ def cmd_wheels(args) -> int:
         print(note)
     started = time.monotonic()
     try:
-        built = build_set(agent_spec(), target)
+        built = wheels.build_set(wheels.agent_spec(), target)
     except UnsupportedTarget as exc:
         print(f"mailagent wheels: {exc}", file=sys.stderr)
         return 2
-    except ResolutionFailed as exc:
+    except wheels.ResolutionFailed as exc:
         print(f"mailagent wheels: {exc}", file=sys.stderr)
         return 1
     dest = publish(built.folder, args.out / target.key)

@@ -37,6 +37,7 @@ from pathlib import Path
 import mailagent
 from mailagent.control.closure import applicable, marker_environment, needs, unmarked
 from mailagent.control.projectwheel import package_files, project_wheel
+from mailagent.control.requirements import requirements_txt
 from mailagent.control.targets import UnsupportedTarget, WheelError, WheelTarget
 
 PACKAGE = Path(mailagent.__file__).resolve().parent
@@ -45,9 +46,11 @@ PIP_TIMEOUT = 900
 # Part of the dependency layer's hash: raise it when the way dependencies are picked changes.
 RESOLVER = "2 markers judged for the target"
 MAX_PASSES = 4  # pip, then one more per layer of dependencies only the target's markers want
-# What runs on fleet hosts is the agent (with report, signing, relay, fileio, pki and cli):
-# never the lab, the collector, Vagrant or this package (with the hub's deploy-time rendering).
-AGENT_LEAVES_OUT = ("lab", "collector", "vagrantlab", "control")
+# What runs on fleet hosts is the agent (with report, signing, relay, fileio and cli): never the
+# lab, the collector, Vagrant or this package (with the hub's rendering and the DNS check), nor
+# the control machine's modules outside it (the fleet CA, the relay's README tables).
+# tests/control/test_agent_closure.py holds the rest to exactly what the host imports.
+AGENT_LEAVES_OUT = ("lab", "collector", "vagrantlab", "control", "pki.py", "relay/docs.py")
 
 
 class ResolutionFailed(WheelError):
@@ -96,9 +99,8 @@ class SetSpec:
 
 
 def agent_spec(cache: Path = CACHE / "wheels") -> SetSpec:
-    """The agent's set: src/mailagent/agent/requirements.txt and the host-side package."""
-    requirements = (PACKAGE / "agent" / "requirements.txt").read_text()
-    return SetSpec("agent", requirements, AGENT_LEAVES_OUT, Path(cache))
+    """The agent's set: pyproject's core dependencies and `agent` extra, the host-side package."""
+    return SetSpec("agent", requirements_txt("agent"), AGENT_LEAVES_OUT, Path(cache))
 
 
 def build_set(spec: SetSpec, target: WheelTarget) -> WheelSet:
