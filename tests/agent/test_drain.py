@@ -351,7 +351,7 @@ def test_drain_refuses_to_start_unless_root(tmp_path):
 
 
 def test_the_notice_carries_role_and_lifecycle(tmp_path):
-    from mailagent.agent.drain_notice import drained_report
+    from mailagent.agent.drain import drained_report
     from mailagent.agent.settings import AgentSettings
     from mailagent.report import Report
     counts = {"maildrop": 0, "incoming": 0, "active": 0, "deferred": 0, "hold": 0}

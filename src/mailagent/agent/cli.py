@@ -157,7 +157,7 @@ def cmd_drain(args) -> int:
     import json
     import os
 
-    from mailagent.agent import drain, drain_notice
+    from mailagent.agent import drain
     from mailagent.agent.drain_postfix import PostfixCommandError, PostfixControl
     settings = _settings(args)
     if settings is None:
@@ -176,9 +176,9 @@ def cmd_drain(args) -> int:
         print(f"drain: {exc} (nothing deleted; Postfix may already refuse new mail)", file=sys.stderr)
         return 1
     if result.exit_code == 0:
-        if stopped := drain_notice.stop_agent_service():
+        if stopped := drain.stop_agent_service():
             say(f"agent: {stopped}")
-        result.collector = drain_notice.notify_collector(settings, result.remaining)
+        result.collector = drain.notify_collector(settings, result.remaining)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:

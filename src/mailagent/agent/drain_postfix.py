@@ -10,7 +10,7 @@ Refusing new mail, checked on Postfix 3.7 (tests/agent/test_drain.py):
 
 Mail already in maildrop is still picked up, so it is flushed with the rest.
 
-Handing over (only when mail remains after --timeout and drain_relay is set):
+Handing over (only when mail remains after --timeout and drain.relay is set):
 
     relayhost = [hub]:1587, smtp_fallback_relay = (none), smtp_tls_wrappermode = yes|no,
     smtp_tls_security_level = secure (+ smtp_tls_CAfile) or encrypt, smtp_tls_policy_maps =
@@ -18,17 +18,35 @@ Handing over (only when mail remains after --timeout and drain_relay is set):
 
 Commands are run with `-c <config_dir>` when one is given and a timeout, so a wedged Postfix
 cannot hang the drain.
+
+What Postfix logged, since the drain started: a message leaving the queue is not proof it was
+delivered (a 5xx from the relay bounces it to the sender), so DrainLog reads Postfix's own status
+lines from the agent's `log_source` (a file, or the journal), from where the log ended when the
+drain started (file size, or the journal's last cursor); phases are told apart by difference.
+
+    DrainLog(source).totals()  ->  {"sent": 4, "bounced": 1, "expired": 0}   or None (unreadable)
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
+import time
 from pathlib import Path
+
+from mailagent.agent.maillog import DeliveryCounter, parse_journal_entry, parse_syslog_line
 
 REFUSE_TEXT = "450 4.3.2 this host is being drained and takes no new mail; try again later"
 REFUSE_RESTRICTION = f"check_client_access static:{{{REFUSE_TEXT}}}"
 COMMAND_TIMEOUT = 60
+JOURNAL_TIMEOUT = 30
+OUTCOMES = ("sent", "bounced", "expired")
+# What handover_edits may change (read first, for the output's before -> after).
+HANDOVER_PARAMS = ("relayhost", "smtp_fallback_relay", "smtp_tls_wrappermode",
+                   "smtp_tls_security_level", "smtp_tls_CAfile", "smtp_tls_policy_maps",
+                   "smtp_host_lookup")
 # `postconf -P` lines: service/type/parameter = value
 _SERVICE_PARAM = re.compile(r"^(?P<service>[^/\s]+/[^/\s]+)/(?P<param>[a-z0-9_]+)\s*=")
 
@@ -121,3 +139,56 @@ class PostfixControl:
 
     def queue_json(self) -> list[str]:
         return self._run("postqueue", "-j").splitlines()
+
+
+class DrainLog:
+    def __init__(self, source: str, journalctl: str = "journalctl"):
+        self.source, self.journalctl = source, journalctl
+        self.error: str | None = None
+        try:
+            self.start = self._journal_start() if source == "journal" else os.stat(source).st_size
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            self.error, self.start = f"{type(exc).__name__}: {exc}", None
+
+    def totals(self) -> dict[str, int] | None:
+        """Recipients sent/bounced/expired since the start; None when the log cannot be read."""
+        if self.error:
+            return None
+        counter = DeliveryCounter()
+        try:
+            for record in self._records():
+                counter.add(record)
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            return None
+        return {name: getattr(counter, name) for name in OUTCOMES}
+
+    def _records(self):
+        if self.source != "journal":
+            with open(self.source, "rb") as fh:
+                fh.seek(self.start)
+                lines = fh.read().decode(errors="replace").splitlines()
+            return filter(None, map(parse_syslog_line, lines))
+        entries = self._journal(*self._after())
+        return filter(None, map(parse_journal_entry, entries))
+
+    def _journal_start(self) -> dict:
+        last = self._journal("-n", "1")
+        return {"cursor": last[-1]["__CURSOR"]} if last else {"since": int(time.time())}
+
+    def _after(self) -> list[str]:
+        if "cursor" in self.start:
+            return [f"--after-cursor={self.start['cursor']}"]
+        return [f"--since=@{self.start['since']}"]
+
+    def _journal(self, *args: str) -> list[dict]:
+        out = subprocess.run([self.journalctl, "-o", "json", "--no-pager", "SYSLOG_FACILITY=2", *args],
+                             capture_output=True, text=True, timeout=JOURNAL_TIMEOUT, check=True).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def difference(after: dict[str, int] | None, before: dict[str, int] | None) -> dict[str, int] | None:
+    """Outcomes between two totals (None when either is unknown)."""
+    if after is None or before is None:
+        return None
+    return {name: after[name] - before.get(name, 0) for name in OUTCOMES}
