@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 import jinja2
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from mailagent.collector.settings import CollectorSettings, to_toml
+from roles.accounts import system_user
 from roles.collector.settings import ETC, TLS_CERT, TLS_KEY, TlsSource, settings_for
 from roles.collector.tls import certificate_files
 from roles.collector.wheels import WheelSet, WheelTarget, wheel_set_for
@@ -53,9 +54,7 @@ def wheel_set() -> WheelSet:
 def install(wheels: WheelSet, platform: Platform):
     """Service user, Python, the uploaded wheels and the venv built from them offline."""
     python_installed(platform)
-    server.group(name=f"Add the {USER} group", group=USER, system=True)
-    server.user(name=f"Add the {USER} system user", user=USER, group=USER, system=True,
-                home=STATE, shell="/usr/sbin/nologin", ensure_home=False)
+    system_user(USER, home=STATE)
     return wheels_installed("the collector", wheels, WHEELS, VENV, platform.release.python)
 
 

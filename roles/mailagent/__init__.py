@@ -21,13 +21,14 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.server import Hostname
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from mailagent.agent import queue_counter
 from mailagent.agent.settings import AgentSettings, to_toml
 from mailagent.relay.deployed import DrainTarget
 from mailagent.relay.render import Target, drain_settings
+from roles.accounts import system_user
 from roles.mailagent.operations import registered, signing_key
 from roles.mailagent.settings import COLLECTOR_CA_PATH, collector_ca_pem, collector_of, settings_for
 from roles.mailagent.wheels import WheelSet, WheelTarget, wheel_set_for
@@ -82,9 +83,7 @@ def wheel_set() -> WheelSet:
 def install(wheels: WheelSet, platform: Platform):
     """System user, Python, the uploaded wheels, and the venv built from them offline."""
     python_installed(platform)
-    server.group(name=f"Add the {USER} group", group=USER, system=True)
-    server.user(name=f"Add the {USER} system user", user=USER, group=USER, system=True,
-                home="/var/lib/mailagent", shell="/usr/sbin/nologin", ensure_home=False)
+    system_user(USER, home="/var/lib/mailagent")
     installed = wheels_installed("the agent", wheels, WHEELS, VENV, platform.release.python)
     files.link(name=f"Put mailagent on the PATH ({ON_PATH})", path=ON_PATH, target=MAILAGENT)
     return installed
