@@ -23,7 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailagent.relay.parse import parse_profile  # noqa: E402
-from mailagent.relay.render import Target, render  # noqa: E402
+from mailagent.relay.render import render  # noqa: E402
+from mailagent.relay.target import Target
 from tests.agent.postfix_instance import PostfixInstance  # noqa: E402
 
 HOLD_LISTENER = "127.0.0.1:{port} inet n - n - - smtpd -o smtpd_client_restrictions=check_client_access,static:HOLD"

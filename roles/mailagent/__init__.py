@@ -27,7 +27,8 @@ from pyinfra.operations.util import any_changed
 from mailagent.agent import queue_counter
 from mailagent.agent.settings import AgentSettings, to_toml
 from mailagent.relay.deployed import DrainTarget
-from mailagent.relay.render import Target, drain_settings
+from mailagent.relay.render import drain_settings
+from mailagent.relay.target import Target
 from roles.accounts import system_user
 from roles.mailagent.operations import registered, signing_key
 from roles.mailagent.settings import COLLECTOR_CA_PATH, collector_ca_pem, collector_of, settings_for

@@ -17,12 +17,10 @@ from pyinfra.operations import apt, dnf, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from mailagent.relay import check
-from mailagent.relay.render import (
-    CLIENT_CERT_PATH, CLIENT_KEY_PATH, DEBIAN_CA_BUNDLE, RHEL_CA_BUNDLE, TLSPROXY_ENTRY, Target,
-    ca_file, render,
-)
+from mailagent.relay.render import CLIENT_CERT_PATH, CLIENT_KEY_PATH, TLSPROXY_ENTRY, render
 from mailagent.relay.render_routes import MASTER_CF_ROUTES, ROUTE_MAPS
 from mailagent.relay.render_routes import ca_file as route_ca_file
+from mailagent.relay.target import DEBIAN_CA_BUNDLE, RHEL_CA_BUNDLE, Target, ca_file
 from roles.platform import platform_of
 from roles.postfix_relay.drained import keep_refusing, stays_drained
 from roles.postfix_relay.facts import HasIPv6, MapIndexFresh, PostconfValues

@@ -22,7 +22,8 @@ import pytest
 from mailagent.lab import sink
 from mailagent.relay.check import check_relay
 from mailagent.relay.parse import parse_profile
-from mailagent.relay.render import Target, render
+from mailagent.relay.render import render
+from mailagent.relay.target import Target
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 from mailagent.relay import deployed
 from mailagent.relay.deployed import DrainTarget, RelayTarget
 from mailagent.relay.parse import parse_profile
-from mailagent.relay.render import Target, render
+from mailagent.relay.render import render
+from mailagent.relay.target import Target
 
 HUB_CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 

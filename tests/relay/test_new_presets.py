@@ -15,7 +15,8 @@ from mailagent.relay.check import hint_for
 from mailagent.relay.presets import get_provider
 from mailagent.relay.parse import parse_profile
 from mailagent.relay.profile import ProfileError
-from mailagent.relay.render import SECRET_FILES, Target, render
+from mailagent.relay.render import SECRET_FILES, render
+from mailagent.relay.target import Target
 from tests.relay.certs import client_pair
 from tests.relay.test_render_postconf import values, write_config
 

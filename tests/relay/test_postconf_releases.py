@@ -13,7 +13,8 @@ from mailagent.control.hub.render import render_hub
 from mailagent.control.hub.settings import HubClient, HubSettings
 from mailagent.relay.presets import providers
 from mailagent.relay.parse import parse_profile
-from mailagent.relay.render import Target, render
+from mailagent.relay.render import render
+from mailagent.relay.target import Target
 from tests.relay.certs import client_pair
 from tests.relay.postfix_releases import SUITES, Release, release
 from tests.relay.test_render_postconf import preset_ports, profile_for

@@ -11,7 +11,8 @@ import pytest
 
 from mailagent.relay.presets import providers
 from mailagent.relay.parse import parse_profile
-from mailagent.relay.render import Target, render
+from mailagent.relay.render import render
+from mailagent.relay.target import Target
 
 MASTER_CF = Path("/usr/share/postfix/master.cf.dist")
 REGIONS = {"ses": "eu-central-1", "mailgun": "eu", "sparkpost": "eu"}

@@ -6,7 +6,8 @@ import pytest
 
 from mailagent.relay.parse import parse_profile
 from mailagent.relay.profile import ProfileError
-from mailagent.relay.render import Target, render
+from mailagent.relay.render import render
+from mailagent.relay.target import Target
 from mailagent.relay.routes import sender_key
 
 MAIN = {"provider": "custom", "host": "smtp.main.example", "port": 2525, "username": "main",

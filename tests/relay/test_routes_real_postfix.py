@@ -19,7 +19,8 @@ import pytest
 
 from mailagent.lab import sink
 from mailagent.relay.parse import parse_profile
-from mailagent.relay.render import Target, render
+from mailagent.relay.render import render
+from mailagent.relay.target import Target
 from tests.lab.test_sink_postfix import SERVICES, Postfix, delivered, postfix_version
 
 pytestmark = pytest.mark.timeout(120)

@@ -49,7 +49,9 @@ def load_profile_file(path: Path):
 
 
 def cmd_render(args) -> int:
-    from mailagent.relay.render import SECRET_FILES, Target, render  # jinja2: not on fleet hosts
+    # Here, not above: every `mailagent` command loads this module, only `render` needs jinja2.
+    from mailagent.relay.render import SECRET_FILES, render
+    from mailagent.relay.target import Target
 
     try:
         version = postfix_version(args.postfix)

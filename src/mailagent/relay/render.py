@@ -6,18 +6,16 @@ uploads these files; `mailagent render` writes them to a folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from mailagent.relay.deployed import DrainTarget, RelayTarget
 from mailagent.relay.profile import RelayProfile
+from mailagent.relay.render_routes import concurrency, route_files, sasl_entries
+from mailagent.relay.target import Target, ca_file, destination, map_text
 
 TEMPLATES = Path(__file__).parent / "templates"
-DEBIAN_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-RHEL_CA_BUNDLE = "/etc/pki/tls/certs/ca-bundle.crt"
-PRIVATE_CA_PATH = "/etc/postfix/relay-ca.pem"
 CLIENT_CERT_PATH = "/etc/postfix/relay-client-cert.pem"
 CLIENT_KEY_PATH = "/etc/postfix/relay-client-key.pem"
 DRAIN_CA_PATH = "/etc/postfix/drain-ca.pem"
@@ -41,42 +39,14 @@ def postfix_settings(version: tuple[int, int]) -> dict[str, str]:
             for name, choices in BY_POSTFIX_VERSION.items()}
 
 
-@dataclass(frozen=True)
-class Target:
-    """What rendering needs to know about the host (gathered by the role as facts)."""
-
-    hostname: str = "localhost"
-    os_family: str = "debian"
-    has_ipv6: bool = True
-    postfix_version: tuple[int, int] = (3, 10)
-    postfix_version: tuple[int, int] = (3, 10)
-
-    @property
-    def ca_bundle(self) -> str:
-        return RHEL_CA_BUNDLE if self.os_family == "rhel" else DEBIAN_CA_BUNDLE
-
-
-def destination(host: str, port: int) -> str:
-    """The relayhost form; sasl_passwd keys must use exactly the same one."""
-    return f"[{host}]:{port}"
-
-
-def ca_file(profile: RelayProfile, target: Target) -> str:
-    if profile.ca_pem:
-        return PRIVATE_CA_PATH
-    return profile.ca_file or target.ca_bundle
-
-
 def render(profile: RelayProfile, target: Target) -> dict[str, str]:
-    from mailagent.relay.render_routes import route_files, sasl_entries
-
     relayhost = destination(profile.host, profile.port)
     fallbacks = [destination(f.host, f.port) for f in profile.fallback_relays]
     files = {
         "sasl_passwd": _sasl_passwd(profile, [relayhost, *fallbacks]) + _drain_passwd(profile)
-        + _map(sasl_entries(profile)),
-        "generic": _map(_generic_entries(profile, target)),
-        "virtual": _map({name: profile.forward_root_to for name in SYSTEM_ACCOUNTS}
+        + map_text(sasl_entries(profile)),
+        "generic": map_text(_generic_entries(profile, target)),
+        "virtual": map_text({name: profile.forward_root_to for name in SYSTEM_ACCOUNTS}
                         if profile.forward_root_to else {}),
         "master.cf.entries": TLSPROXY_ENTRY + "\n" if _reuse(profile) else "",
     }
@@ -94,8 +64,6 @@ def render(profile: RelayProfile, target: Target) -> dict[str, str]:
 
 
 def _main_cf(profile, target, relayhost, fallbacks, files) -> str:
-    from mailagent.relay.render_routes import concurrency, sasl_entries
-
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -151,14 +119,14 @@ def _sasl_passwd(profile: RelayProfile, destinations: list[str]) -> str:
     if not profile.username:
         return ""
     secret = profile.secret() or ""
-    return _map({dest: f"{profile.username}:{secret}" for dest in destinations})
+    return map_text({dest: f"{profile.username}:{secret}" for dest in destinations})
 
 
 def _drain_passwd(profile: RelayProfile) -> str:
     drain = profile.drain_relay
     if not drain or not drain.username or not drain.password:
         return ""
-    return _map({destination(drain.host, drain.port):
+    return map_text({destination(drain.host, drain.port):
                  f"{drain.username}:{drain.password.get_secret_value()}"})
 
 
@@ -179,7 +147,3 @@ def _generic_entries(profile: RelayProfile, target: Target) -> dict[str, str]:
             entries[f"@{domain}"] = profile.sender_address
     entries.update(profile.generic_map)
     return entries
-
-
-def _map(entries: dict[str, str]) -> str:
-    return "".join(f"{key} {value}\n" for key, value in sorted(entries.items()))

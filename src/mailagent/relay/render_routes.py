@@ -18,8 +18,8 @@ sender first (`smtp_sender_dependent_authentication`), then by next hop for the 
 from __future__ import annotations
 
 from mailagent.relay.profile import RelayProfile
-from mailagent.relay.render import Target, _map, destination
-from mailagent.relay.render import ca_file as main_ca_file
+from mailagent.relay.target import Target, destination, map_text
+from mailagent.relay.target import ca_file as main_ca_file
 
 ROUTE_MAPS = ("sender_relay", "sender_transport")
 MASTER_CF_ROUTES = "master.cf.routes"
@@ -48,7 +48,7 @@ def route_files(profile: RelayProfile, target: Target) -> dict[str, str]:
     main_ca = main_ca_file(profile, target)
     entries = [master_entry(index, route.relay, target, main_ca)
                for index, route in enumerate(profile.sender_routes)]
-    return {"sender_relay": _map(relays), "sender_transport": _map(transports),
+    return {"sender_relay": map_text(relays), "sender_transport": map_text(transports),
             MASTER_CF_ROUTES: "".join(entries), **files}
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from fnmatch import fnmatchcase
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from mailagent.relay.presets import tls_for_port
 from mailagent.relay.profile import RelayProfile, is_domain
 
@@ -177,9 +180,6 @@ def client_certificate(profile: RelayProfile, environ: Mapping[str, str]) -> Ite
 
 def _pair_problem(cert_pem: str, key_pem: str) -> str | None:
     """Why the key cannot serve the certificate (unreadable, or another key's), or None."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
     except ValueError:

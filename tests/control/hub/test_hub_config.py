@@ -14,7 +14,8 @@ from mailagent.control.hub import credentials
 from mailagent.control.hub.render import BLOCK_BEGIN, BLOCK_END, render_hub
 from mailagent.control.hub.settings import HubClient, HubSettings
 from mailagent.relay.parse import parse_profile
-from mailagent.relay.render import Target, render
+from mailagent.relay.render import render
+from mailagent.relay.target import Target
 from tests.relay.test_render_postconf import MASTER_CF, postconf
 
 CLIENTS = [HubClient("web1", "pw-one", ("web1", "example.com"), ("noreply@example.org",)),
