@@ -6,27 +6,36 @@ explicit values (command-line flags) over both, validated by the process's own p
     MAILAGENT_CHECKS__RELAY_REACH=false               one key of a table: `__` between the names
     MAILAGENT_COLLECTOR_ALERTS__DISABLED='["x"]'      lists and tables as JSON
 
-pydantic-settings reads both: its EnvSettingsSource maps variables to fields (only the model's own
-field names, so the rest of the MAILAGENT_ family, a registration token or the lab's folder, is
-not a setting and is left alone) and its TomlConfigSettingsSource reads the file. A table given in
-several places is merged key by key, as BaseSettings merges its sources.
+Only the model's own field names are settings, so the rest of the MAILAGENT_ family (a
+registration token, the lab's folder) is left alone; names match whatever their case; a table
+given in several places is merged key by key. This is what pydantic-settings' EnvSettingsSource
+and TomlConfigSettingsSource do, and the loader used them until bench/agent_footprint.py showed
+their price: importing pydantic_settings imports asyncio, python-dotenv and its command-line and
+cloud sources, 3.3 MB more resident memory in every agent (48.6 -> 51.9 MB, over its 50 MB
+target) for two dozen lines of mapping.
 
-The models stay plain pydantic models rather than BaseSettings: BaseSettings picks its file and
-its environment per class (settings_customise_sources is a classmethod), so a file named at run
-time (`--settings`, `--config`) and a given environment (a test's) have no public way in; and a
-model built in code (the deploy on the control machine, tests) must not pick up the environment.
+The models stay plain pydantic models rather than BaseSettings: a file named at run time
+(`--settings`, `--config`) and a given environment (a test's) need a way in, and a model built in
+code (the deploy on the control machine, tests) must not pick up the environment.
 
     SettingsError      bad settings; `problems` holds one line per problem, `field.path: message`
 """
 
 from __future__ import annotations
 
+import json
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_settings import EnvSettingsSource, TomlConfigSettingsSource
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (Ubuntu 22.04)
+    import tomli as tomllib
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -43,7 +52,7 @@ def load(model: type[Model], path: Path | None, environ: Mapping[str, str], *, p
          missing_ok: bool = True, **overrides: Any) -> Model:
     """`model` from the TOML file at `path` (absent: defaults, unless not `missing_ok`), the
     `prefix` variables of `environ` over it and `overrides` (None: not given) over both."""
-    layers = [_file(model, path, missing_ok), _Environment(model, environ, prefix)(),
+    layers = [_file(path, missing_ok), _environment(model, environ, prefix),
               {key: value for key, value in overrides.items() if value is not None}]
     data: dict[str, Any] = {}
     for layer in layers:
@@ -64,37 +73,70 @@ def problem_lines(exc: ValidationError, root: str = "") -> list[str]:
     return lines
 
 
-def _file(model: type[BaseModel], path: Path | None, missing_ok: bool) -> dict[str, Any]:
+def _file(path: Path | None, missing_ok: bool) -> dict[str, Any]:
     if path is None or (missing_ok and not Path(path).exists()):
         return {}
     if not Path(path).is_file():
         raise SettingsError([f"config: {path}: no such file"])
     try:
-        return TomlConfigSettingsSource(model, toml_file=Path(path))()
+        return tomllib.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:  # ValueError: TOMLDecodeError
         raise SettingsError([f"config: {path}: {exc}"]) from None
 
 
-class _Environment(EnvSettingsSource):
-    """pydantic-settings' environment source over the given mapping (os.environ, or a test's),
-    `__` between nested names, names matched whatever their case."""
+def _environment(model: type[BaseModel], environ: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    """The variables naming a field of `model` after `prefix`, `__` between nested names."""
+    lowered = {name.lower(): value for name, value in environ.items()}
+    return _fields(model, lowered, prefix.lower())
 
-    def __init__(self, model: type[BaseModel], environ: Mapping[str, str], prefix: str):
-        self._environ = environ
-        super().__init__(model, env_prefix=prefix, env_nested_delimiter="__", case_sensitive=False)
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {name.lower(): value for name, value in self._environ.items()}
+def _fields(model: type[BaseModel], environ: dict[str, str], prefix: str) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key, kinds = prefix + name, _kinds(field.annotation)
+        if key in environ:
+            data[name] = _decoded(environ[key], kinds)
+        nested = _nested(kinds, environ, key + "__")
+        if nested:
+            given = data.get(name)
+            data[name] = _merged(given, nested) if isinstance(given, dict) else nested
+    return data
 
-    def decode_complex_value(self, field_name, field, value):
-        try:
-            return super().decode_complex_value(field_name, field, value)
-        except ValueError:  # not JSON: left as text, so the model names the field
-            return value
+
+def _nested(kinds: list, environ: dict[str, str], prefix: str) -> dict[str, Any]:
+    """A table's keys given one by one: a model's fields, or any key of a dict."""
+    for kind in kinds:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return _fields(kind, environ, prefix)
+    if dict in (typing.get_origin(kind) or kind for kind in kinds):
+        return {name[len(prefix):]: value for name, value in environ.items()
+                if name.startswith(prefix) and "__" not in name[len(prefix):]}
+    return {}
+
+
+def _kinds(annotation) -> list:
+    """The types a field takes, Optional and unions unwrapped."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [kind for arg in typing.get_args(annotation) for kind in _kinds(arg)]
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _kinds(typing.get_args(annotation)[0])
+    return [annotation]
+
+
+def _decoded(value: str, kinds: list) -> Any:
+    """Lists and tables are given as JSON; text that is not JSON stays text, so the model names
+    the field."""
+    complex_kinds = (list, dict, set, frozenset, tuple)
+    if not any((typing.get_origin(kind) or kind) in complex_kinds
+               or (isinstance(kind, type) and issubclass(kind, BaseModel)) for kind in kinds):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    # What BaseSettings does with its sources' values (pydantic's deep_update, a private helper).
     out = dict(base)
     for key, value in extra.items():
         both = isinstance(value, dict) and isinstance(out.get(key), dict)

@@ -38,7 +38,7 @@ def names(lines: list[str]) -> set[str]:
 def test_hosts_get_core_and_their_extra_only():
     agent = agent_spec().requirements.splitlines()
     assert agent == requirements("agent")
-    assert {"pydantic", "pydantic-settings", "httpx", "cryptography", "jinja2", "tomli"} == names(agent)
+    assert {"pydantic", "httpx", "cryptography", "jinja2", "tomli"} == names(agent)
     assert 'tomli>=2; python_version < "3.11"' in agent  # its own marker kept for closure.py
     collector = collector_spec().requirements.splitlines()
     assert {"httpx", "fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "pynacl"} <= names(collector)
