@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -67,6 +69,9 @@ def _settings(args):
         return None
 
 
+# Each command imports its own code: every `mailagent` command on a host loads this module, and
+# the service loop's (httpx, the checks), registration's and drain's modules cost a fleet host's
+# emulated or small CPU tenths of a second each that `status` or `send-test` would pay for nothing.
 def cmd_run(args) -> int:
     from mailagent.agent.service import Agent, install_signal_handlers
     settings = _settings(args)
@@ -154,9 +159,6 @@ def drain_problems(settings, args, euid: int) -> list[str]:
 
 
 def cmd_drain(args) -> int:
-    import json
-    import os
-
     from mailagent.agent import drain
     from mailagent.agent.drain_postfix import PostfixCommandError, PostfixControl
     settings = _settings(args)

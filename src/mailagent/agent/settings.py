@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mailagent import settings_loader
+from mailagent.agent.checks import CHECKS
 from mailagent.names import HostName
 from mailagent.relay.deployed import DrainTarget
 from mailagent.settings_loader import SettingsError  # noqa: F401 (the CLIs catch it from here)
@@ -154,7 +155,6 @@ class AgentSettings(BaseModel):
     @field_validator("checks")
     @classmethod
     def _known_checks(cls, value: dict[str, bool]) -> dict[str, bool]:
-        from mailagent.agent.checks import CHECKS
         unknown = sorted(set(value) - set(CHECKS))
         if unknown:
             raise ValueError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}")
@@ -162,7 +162,6 @@ class AgentSettings(BaseModel):
 
     def enabled_checks(self) -> list[str]:
         """Names of the checks that run, in registry order."""
-        from mailagent.agent.checks import CHECKS
         return [name for name, spec in CHECKS.items() if self.checks.get(name, spec.default_enabled)]
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -41,7 +42,6 @@ class CollectorError(RuntimeError):
 
 
 def _free_port(bind: str) -> int:
-    import socket
     with socket.socket() as sock:
         sock.bind((bind, 0))
         return sock.getsockname()[1]

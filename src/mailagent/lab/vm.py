@@ -7,16 +7,20 @@ ports are forwarded from 127.0.0.1 on the host, and it sees the host's loopback 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from mailagent.lab import ssh
+from mailagent.lab import collector_daemon, image as lab_image, paths, ssh
+from mailagent.lab import sink as lab_sink
 from mailagent.lab import state as lab_state
 from mailagent.lab.image import Image
 
@@ -225,7 +229,6 @@ def plan(hosts: int, hub: bool, debian: str | None = None,
          extra_hosts: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
     """(name, group, Debian version) of every VM: relay1..N and hub on `debian`, then each of
     `extra_hosts` ({name: version}, group relays) on its own release. Raises ValueError."""
-    from mailagent.lab import image as lab_image
 
     main = lab_image.suite(debian).version
     names = [(name, group, main) for name, group in host_names(hosts, hub)]
@@ -247,7 +250,6 @@ def up(hosts: int = 2, hub: bool = False, sink: bool = True, progress: Progress 
     is cleaned away first; a running one is an error. On any failure everything started so
     far is stopped again before the error propagates.
     """
-    from mailagent.lab import paths
 
     folder = Path(lab_dir or paths.lab_dir()).absolute()
     wanted = plan(hosts, hub, debian, extra_hosts)
@@ -256,19 +258,18 @@ def up(hosts: int = 2, hub: bool = False, sink: bool = True, progress: Progress 
             raise LabError(f"a lab is already up in {folder}; `mailagent lab down` first")
         progress(f"found a stale lab in {folder}: cleaning it away")
         clean(folder, progress)
-    sink_module = _sink_module() if sink else None
     images = _images({version for _, _, version in wanted}, progress)
     folder.mkdir(parents=True, exist_ok=True)
     state = {"lab_dir": str(folder), "accel": choose_accel(), "gateway": paths.GATEWAY,
              "hosts": [], "sink": None, "collector": None}
     lab_state.save(state)
     try:
-        if sink_module:
-            state["sink"] = sink_module.spawn(folder)
+        if sink:
+            state["sink"] = lab_sink.spawn(folder)
             lab_state.save(state)
             progress(f"sink: up on {state['sink'].get('bind')} ports {state['sink'].get('ports')}")
         if collector:
-            state["collector"] = _collector_module().spawn(folder / "collector")
+            state["collector"] = collector_daemon.spawn(folder / "collector")
             lab_state.save(state)
             progress(f"collector: up at {state['collector']['url']} (guests: port "
                      f"{state['collector']['port']} on {paths.GATEWAY})")
@@ -317,7 +318,6 @@ def remove_hosts(state: dict, names: Iterable[str], progress: Progress = lambda 
 
 
 def _images(versions: set[str], progress: Progress) -> dict:
-    from mailagent.lab import image as lab_image
 
     # One at a time: each build keeps both cores busy.
     return {version: lab_image.ensure_image(version, progress) for version in sorted(versions)}
@@ -325,7 +325,6 @@ def _images(versions: set[str], progress: Progress) -> dict:
 
 def _launch_all(state: dict, wanted: list[tuple[str, str, str]], images: dict, progress: Progress) -> None:
     """Start every VM of `wanted` at once (they boot in parallel; _wait_all waits for them)."""
-    from mailagent.lab import image as lab_image
 
     folder = Path(state["lab_dir"])
     taken = [p for e in state["hosts"] for p in (e["ssh_port"], e["smtp_port"])]
@@ -346,7 +345,6 @@ def _launch_all(state: dict, wanted: list[tuple[str, str, str]], images: dict, p
 
 
 def _wait_all(state: dict, names: list[str], timeout: float, progress: Progress) -> None:
-    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
         waits = {pool.submit(wait_for_ssh, state, name, timeout, progress): name for name in names}
@@ -369,7 +367,7 @@ def healthy(lab_dir: Path | None = None) -> bool:
     except lab_state.LabNotRunning:
         return False
     vms = all(is_running(e["pid"], e["overlay"]) for e in state["hosts"])
-    sink = not state["sink"] or _sink_module().status(Path(state["lab_dir"])).get("running", False)
+    sink = not state["sink"] or lab_sink.status(Path(state["lab_dir"])).get("running", False)
     collector = not state["collector"] or _collector_alive(Path(state["lab_dir"]) / "collector")
     return vms and bool(sink) and collector
 
@@ -377,7 +375,6 @@ def healthy(lab_dir: Path | None = None) -> bool:
 def matches(state: dict, hosts: int, hub: bool, debian: str | None = None,
             extra_hosts: dict[str, str] | None = None) -> bool:
     """True when a lab's VMs are exactly `plan(...)`'s, on the current recipe's images."""
-    from mailagent.lab import image as lab_image
 
     have = [(e["name"], e["group"], e["os"]["version"], e["ssh_key"]) for e in state["hosts"]]
     want = [(name, group, version, str(lab_image.image_for(version).ssh_key))
@@ -397,8 +394,7 @@ def down(lab_dir: Path | None = None, progress: Progress = print) -> None:
     try:
         state = lab_state.load(lab_dir)
     except lab_state.LabNotRunning:
-        from mailagent.lab import paths
-
+    
         folder = Path(lab_dir or paths.lab_dir())
         if not lab_state.state_path(folder).exists():
             raise
@@ -458,7 +454,7 @@ def _stop_services(folder: Path, progress: Progress) -> list[str]:
     errors = []
     if (folder / "sink").exists():
         try:
-            _sink_module().stop(folder)
+            lab_sink.stop(folder)
             progress("sink: stopped")
         except Exception as exc:  # whatever the sink raises, report it with the rest
             errors.append(f"sink: {exc}")
@@ -466,7 +462,7 @@ def _stop_services(folder: Path, progress: Progress) -> list[str]:
     if (collector / "runtime.json").exists():
         try:
             if _collector_alive(collector):
-                _collector_module().stop(collector)
+                collector_daemon.stop(collector)
                 progress("collector: stopped")
         except Exception as exc:  # as with the sink: report it with the rest
             errors.append(f"collector: {exc}")
@@ -475,7 +471,6 @@ def _stop_services(folder: Path, progress: Progress) -> list[str]:
 
 def _collector_alive(folder: Path) -> bool:
     """True when the collector recorded in `folder` runs (its pid is still that collector)."""
-    import json
 
     try:
         pid = json.loads((folder / "runtime.json").read_text())["pid"]
@@ -488,7 +483,6 @@ def _collector_alive(folder: Path) -> bool:
 def _forget(folder: Path) -> None:
     """Remove what a stopped lab kept: state, overlays, pidfiles, sink and collector folders.
     Serial logs stay for the post-mortem (the next lab overwrites them)."""
-    import shutil
 
     lab_state.remove(folder)
     for path in (folder / "sink", folder / "collector"):
@@ -496,17 +490,3 @@ def _forget(folder: Path) -> None:
     for pattern in ("*.qcow2", "*.pid"):
         for path in folder.glob(pattern):
             path.unlink(missing_ok=True)
-
-
-def _sink_module():
-    try:
-        from mailagent.lab import sink
-    except ImportError as exc:
-        raise LabError(f"the smarthost sink is not available ({exc}); use --no-sink") from None
-    return sink
-
-
-def _collector_module():
-    from mailagent.lab import collector_daemon
-
-    return collector_daemon

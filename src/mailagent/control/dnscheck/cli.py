@@ -13,6 +13,12 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from mailagent.control.dnscheck.providers import facts_for
+from mailagent.control.dnscheck.senders import Sender, route_of
+from mailagent.relay.profile import RelayProfile, is_domain
+
 
 def register(subparsers) -> None:
     cmd = subparsers.add_parser("dns-check", help="SPF/DKIM/DMARC/MX readiness of sender domains")
@@ -30,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def cmd_dns_check(args) -> int:
-    # dnspython is a control-machine dependency: fleet hosts' `mailagent` never imports it.
+    # Here, not above: every `mailagent` command loads this module; dnspython loads for dns-check.
     from mailagent.control.dnscheck.checks import check_all, check_hosts
     from mailagent.control.dnscheck.resolve import DnsGuardError, Resolver, parse_nameserver
 
@@ -61,7 +67,7 @@ class _UsageError(Exception):
 
 
 def _inventory(args, make_resolver, check_hosts):
-    from mailagent.control.dnscheck.inventory import InventoryError, load
+    from mailagent.control.dnscheck.inventory import InventoryError, load  # pyinfra: --inventory only
 
     if args.domains:
         raise _UsageError(["mailagent dns-check: give DOMAIN or --inventory, not both"])
@@ -74,12 +80,6 @@ def _inventory(args, make_resolver, check_hosts):
 
 
 def _named(args) -> list:
-    from pydantic import ValidationError
-
-    from mailagent.control.dnscheck.providers import facts_for
-    from mailagent.control.dnscheck.senders import Sender, route_of
-    from mailagent.relay.profile import RelayProfile, is_domain
-
     if not args.domains:
         raise _UsageError(["mailagent dns-check: give one or more DOMAINs, or --inventory FILE"])
     problems = [f"{d}: not a domain name" for d in args.domains if not is_domain(d)]

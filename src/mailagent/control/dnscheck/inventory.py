@@ -44,6 +44,7 @@ class _SecretsNotNeeded(Mapping):
 
 def load(path: Path) -> tuple[list[HostEntry], dict[str, DnsSettings]]:
     """(relay hosts, each host's DNS settings); InventoryError lists every problem."""
+    # pyinfra (a second to import) loads only when an inventory is read, not for `--help`.
     from pyinfra.api import State
     from pyinfra.context import ctx_state
     from pyinfra_cli.inventory import make_inventory
