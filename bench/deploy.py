@@ -8,6 +8,9 @@ host; the idempotent re-deploy of that host; the first deploy of the other N hos
 Where the time goes: each deploy runs with `-v`, its output read line by line as it comes, so
 the time between lines is charged to the fact being loaded (planning) or the operation running
 (execution); the slowest of each are printed per deploy (one host: the others interleave).
+Guest CPU: each deploy's CPU seconds of the deployed VMs' QEMU processes (from /proc), and from
+them the floor for deploying N hosts at once on this machine's cores when the guests' work is CPU
+bound (emulated guests are): N x one host's guest CPU / cores, against one host's wall time.
 Stops the lab at the end, also on failure.
 """
 
@@ -27,6 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from mailagent.lab import vm  # noqa: E402
+
+
+def guest_cpu(folder: Path, names: list[str]) -> float:
+    """CPU seconds (user + system) the QEMU processes of `names` have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for name in names:
+        pid = (folder / f"{name}.pid").read_text().strip()
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def timed(action) -> float:
@@ -95,24 +109,35 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     folder = Path(tempfile.mkdtemp(prefix="mailagent-bench-"))
     os.environ["MAILAGENT_LAB_DIR"] = str(folder)
-    figures = {}
+    figures, cpu = {}, {}
     profiles = {"first deploy, 1 host": {}, "re-deploy, same host (no changes)": {}}
+
+    def deploy(name: str, hosts: list[str], profile: dict | None = None) -> None:
+        before = guest_cpu(folder, hosts)
+        measure(figures, name, lambda: pyinfra(*[a for h in hosts for a in ("--limit", h)],
+                                               profile=profile))
+        cpu[name] = guest_cpu(folder, hosts) - before
+
     try:
         measure(figures, f"lab up ({args.hosts + 1} VMs, cached image)",
                 lambda: vm.up(hosts=args.hosts + 1, lab_dir=folder, progress=lambda _m: None))
         for name, profile in profiles.items():
-            measure(figures, name, lambda: pyinfra("--limit", "relay1", profile=profile))
+            deploy(name, ["relay1"], profile)
         others = [f"relay{i}" for i in range(2, args.hosts + 2)]
-        limits = [arg for name in others for arg in ("--limit", name)]
-        measure(figures, f"first deploy, {len(others)} hosts at once", lambda: pyinfra(*limits))
+        deploy(f"first deploy, {len(others)} hosts at once", others)
     finally:
         vm.down(folder, progress=lambda _m: None)
     for name, profile in profiles.items():
         print_profile(name, profile)
     first = figures["first deploy, 1 host"]
-    print(f"\n{'measure':<42} {'seconds':>8} {'vs first deploy of 1 host':>27}")
+    print(f"\n{'measure':<42} {'seconds':>8} {'vs first deploy of 1 host':>27} {'guest CPU s':>12}")
     for name, seconds in figures.items():
-        print(f"{name:<42} {seconds:8.1f} {seconds / first:26.2f}x")
+        guest = f"{cpu[name]:12.1f}" if name in cpu else ""
+        print(f"{name:<42} {seconds:8.1f} {seconds / first:26.2f}x {guest}")
+    cores = os.cpu_count() or 1
+    floor = max(1.0, args.hosts * cpu["first deploy, 1 host"] / cores / first)
+    print(f"floor for {args.hosts} hosts at once on {cores} cores (CPU-bound guests): {floor:.2f}x "
+          f"of one host; measured {figures[f'first deploy, {args.hosts} hosts at once'] / first:.2f}x")
     return 0
 
 
