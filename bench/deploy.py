@@ -8,7 +8,8 @@ host; the idempotent re-deploy of that host; the first deploy of the other N hos
 Where the time goes: each deploy runs with `-v`, its output read line by line as it comes, so
 the time between lines is charged to the fact being loaded (planning) or the operation running
 (execution); the slowest of each are printed per deploy (one host: the others interleave).
-Guest CPU: each deploy's CPU seconds of the deployed VMs' QEMU processes (from /proc), and from
+While a deploy is timed the lab's other VMs are paused (SIGSTOP to their QEMU processes), so
+each figure is the deployed hosts' own. Guest CPU: each deploy's CPU seconds of the deployed VMs' QEMU processes (from /proc), and from
 them the floor for deploying N hosts at once on this machine's cores when the guests' work is CPU
 bound (emulated guests are): N x one host's guest CPU / cores, against one host's wall time.
 Stops the lab at the end, also on failure.
@@ -32,13 +33,16 @@ sys.path.insert(0, str(ROOT / "src"))
 from mailagent.lab import vm  # noqa: E402
 
 
+def qemu_pid(folder: Path, name: str) -> int:
+    return int((folder / f"{name}.pid").read_text().strip())
+
+
 def guest_cpu(folder: Path, names: list[str]) -> float:
     """CPU seconds (user + system) the QEMU processes of `names` have used so far."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for name in names:
-        pid = (folder / f"{name}.pid").read_text().strip()
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        fields = Path(f"/proc/{qemu_pid(folder, name)}/stat").read_text().rpartition(")")[2].split()
         total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
     return total
 
@@ -110,13 +114,23 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="mailagent-bench-"))
     os.environ["MAILAGENT_LAB_DIR"] = str(folder)
     figures, cpu = {}, {}
+    everyone = [f"relay{i}" for i in range(1, args.hosts + 2)]
     profiles = {"first deploy, 1 host": {}, "re-deploy, same host (no changes)": {}}
 
     def deploy(name: str, hosts: list[str], profile: dict | None = None) -> None:
-        before = guest_cpu(folder, hosts)
-        measure(figures, name, lambda: pyinfra(*[a for h in hosts for a in ("--limit", h)],
-                                               profile=profile))
-        cpu[name] = guest_cpu(folder, hosts) - before
+        """Time the deploy of `hosts` with the lab's other VMs paused: an idle fresh guest takes
+        little CPU, a deployed one (its agent and Postfix, emulated) a third of a core."""
+        paused = [qemu_pid(folder, v) for v in everyone if v not in hosts]
+        for pid in paused:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            before = guest_cpu(folder, hosts)
+            measure(figures, name, lambda: pyinfra(*[a for h in hosts for a in ("--limit", h)],
+                                                   profile=profile))
+            cpu[name] = guest_cpu(folder, hosts) - before
+        finally:
+            for pid in paused:
+                os.kill(pid, signal.SIGCONT)
 
     try:
         measure(figures, f"lab up ({args.hosts + 1} VMs, cached image)",
