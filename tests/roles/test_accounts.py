@@ -46,5 +46,6 @@ def test_user_is_added_when_missing_and_left_alone_when_as_wanted(run_deploy):
     ])
     assert "useradd -d /var/lib/mailagent -s /usr/sbin/nologin -g mailagent -r -M mailagent" in plan.text("new")
     assert "useradd" not in plan.text("same") and "usermod" not in plan.text("same")
-    # A differing account goes to server.user, which reads its own Users fact (empty here: useradd).
-    assert "-s /usr/sbin/nologin" in plan.text("other-shell")
+    assert "usermod -d /var/lib/mailagent -s /usr/sbin/nologin -g mailagent mailagent" in plan.text("other-shell")
+    for name in ("new", "same", "other-shell"):
+        assert "lastlog" not in plan.text(name)  # pyinfra's Users fact is never gathered
