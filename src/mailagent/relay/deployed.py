@@ -7,7 +7,8 @@
 
     RelayTargetError   relay.json is unreadable or not a RelayTarget; the message names the file
 
-Only pydantic here: the agent imports this on fleet hosts, where the renderer's jinja2 is absent.
+Only pydantic here: the agent imports this in its service loop, which the renderer (jinja2) stays
+out of.
 """
 
 from __future__ import annotations
