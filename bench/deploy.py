@@ -30,11 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mailagent.lab import vm  # noqa: E402
+from mailagent.lab import state as lab_state, vm  # noqa: E402
 
 
 def qemu_pid(folder: Path, name: str) -> int:
-    return int((folder / f"{name}.pid").read_text().strip())
+    """The pid of VM `name`'s QEMU process, as the lab recorded it."""
+    return lab_state.host(lab_state.load(folder), name)["pid"]
 
 
 def guest_cpu(folder: Path, names: list[str]) -> float:
